@@ -1,0 +1,296 @@
+"""Tabular data sources: ``csv``, ``parquet`` and ``sklearn`` (scikit-learn's bundled datasets).
+
+All three share :class:`TabularSource`: pick feature and target columns, check them, encode class
+labels, and split train/val/test with a seeded (stratified) split that is saved in the run
+directory as splits.json so that evaluation and resume see exactly the same rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+
+from hookforge.components import ComponentConfig, DataSource
+from hookforge.errors import DataError, did_you_mean
+from hookforge.types import Dataset, DatasetInfo, Split
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from hookforge.run import Run
+
+
+class SplitConfig(ComponentConfig):
+    val: float = Field(0.15, ge=0, lt=1, description="fraction of rows for validation")
+    test: float = Field(0.15, ge=0, lt=1, description="fraction of rows for the test split")
+    stratify: bool = Field(True, description="keep class proportions in every split (classification)")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_rows(self) -> SplitConfig:
+        if self.val + self.test >= 1:
+            raise ValueError(f"split.val + split.test must be below 1, got {self.val + self.test}")
+        return self
+
+
+class TabularConfig(ComponentConfig):
+    target: str | None = Field(None, description="target column (default: the last column)")
+    features: list[str] | None = Field(None, description="feature columns (default: all but the target)")
+    categorical: list[str] = Field(default_factory=list,
+                                   description="non-numeric feature columns the model encodes itself")
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="auto: classification for integer/string targets with few values")
+    on_nan: Literal["error", "drop", "keep"] = Field(
+        "error", description="rows with missing or infinite feature values: fail, drop them, or keep them")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class TabularSource(DataSource):
+    """Shared logic; subclasses implement :meth:`read_frame`."""
+
+    Config = TabularConfig
+
+    def read_frame(self, run: Run | None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.plugin_name
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self, run: Run) -> Dataset:
+        import numpy as np
+
+        frame = self.read_frame(run)
+        if frame.shape[0] == 0:
+            raise DataError(f"{self.describe()}: the data has no rows")
+        target = self.config.target or str(frame.columns[-1])
+        if target not in frame.columns:
+            raise DataError(f"{self.describe()}: target column '{target}' not found"
+                            f"{did_you_mean(target, map(str, frame.columns))}; columns: "
+                            f"{', '.join(map(str, frame.columns))}")
+        features = self.config.features or [str(c) for c in frame.columns if c != target]
+        missing = [c for c in features if c not in frame.columns]
+        if missing:
+            raise DataError(f"{self.describe()}: feature column '{missing[0]}' not found"
+                            f"{did_you_mean(missing[0], map(str, frame.columns))}")
+        if not features:
+            raise DataError(f"{self.describe()}: no feature columns besides the target '{target}'")
+        if frame[target].isna().any():
+            row = int(np.flatnonzero(frame[target].isna().to_numpy())[0])
+            raise DataError(f"{self.describe()}: target column '{target}' has a missing value "
+                            f"(row {row + 1})")
+        X = self._checked_features(frame[features], drop_allowed=True)
+        y_raw = frame.loc[X.index, target]
+        if len(X) == 0:
+            raise DataError(f"{self.describe()}: no rows left after dropping missing values")
+        task = self._task(y_raw)
+        classes: list[Any] | None = None
+        if task == "classification":
+            classes = sorted(y_raw.unique().tolist(), key=lambda v: (str(type(v)), v))
+            if len(classes) < 2:
+                raise DataError(f"{self.describe()}: target '{target}' has a single class "
+                                f"({classes[0]!r}); classification needs at least two")
+            lookup = {c: i for i, c in enumerate(classes)}
+            y = y_raw.map(lookup).to_numpy(dtype=np.int64)
+        else:
+            try:
+                y = y_raw.to_numpy(dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DataError(f"{self.describe()}: target '{target}' is not numeric, so it "
+                                f"cannot be regressed; set data.task=classification") from None
+        X = X.reset_index(drop=True)
+        splits = self._split(run, y, task, fingerprint=_fingerprint(frame))
+        info = DatasetInfo(task=task, classes=_plain(classes), feature_names=features,
+                           target=target, n_features=len(features),
+                           extra={"categorical": list(self.config.categorical),
+                                  "source": self.describe()})
+        return Dataset(info=info, splits={name: Split(X.iloc[idx].reset_index(drop=True), y[idx])
+                                          for name, idx in splits.items() if len(idx)})
+
+    def _task(self, y: Any) -> str:
+        if self.config.task != "auto":
+            return self.config.task
+        import pandas as pd
+
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            return "classification"
+        values = y.to_numpy()
+        integral = bool((values == values.round()).all()) if pd.api.types.is_float_dtype(y) else True
+        return "classification" if integral and y.nunique() <= 50 else "regression"
+
+    def _checked_features(self, X: pd.DataFrame, *, drop_allowed: bool) -> pd.DataFrame:
+        import numpy as np
+        import pandas as pd
+
+        numeric = [c for c in X.columns if c not in self.config.categorical]
+        for column in numeric:
+            if not pd.api.types.is_numeric_dtype(X[column]) or pd.api.types.is_bool_dtype(X[column]):
+                converted = pd.to_numeric(X[column], errors="coerce")
+                bad = X[column][converted.isna() & X[column].notna()]
+                if len(bad) or pd.api.types.is_bool_dtype(X[column]):
+                    example = bad.iloc[0] if len(bad) else X[column].iloc[0]
+                    raise DataError(f"{self.describe()}: column '{column}' is not numeric (value "
+                                    f"{example!r}); list it in data.categorical or leave it out of "
+                                    f"data.features")
+                X = X.assign(**{column: converted})
+        values = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        bad_rows = ~np.isfinite(values).all(axis=1) | X[self.config.categorical].isna().any(axis=1).to_numpy()
+        all_nan = [c for c in X.columns if X[c].isna().all()]
+        if all_nan:
+            raise DataError(f"{self.describe()}: column '{all_nan[0]}' has no values (all missing)")
+        if bad_rows.any():
+            policy = self.config.on_nan if drop_allowed else ("keep" if self.config.on_nan == "keep" else "error")
+            if policy == "error":
+                row = int(np.flatnonzero(bad_rows)[0])
+                column = next(c for c in X.columns
+                              if c in numeric and not np.isfinite(values[row, numeric.index(c)])
+                              or c not in numeric and pd.isna(X[c].iloc[row]))
+                raise DataError(f"{self.describe()}: missing or infinite value in column "
+                                f"'{column}' (row {row + 1}); set data.on_nan=drop or keep")
+            if policy == "drop":
+                X = X[~bad_rows]
+        return X
+
+    def _split(self, run: Run, y: Any, task: str, fingerprint: str) -> dict[str, Any]:
+        import numpy as np
+        from sklearn.model_selection import train_test_split
+
+        saved = run.record.read_json("splits.json") if run.record is not None else None
+        if saved is not None:
+            if saved.get("fingerprint") != fingerprint:
+                raise DataError(f"{self.describe()}: the data changed since this run split it "
+                                f"(splits.json fingerprint differs)")
+            return {k: np.asarray(v, dtype=np.int64) for k, v in saved["indices"].items()}
+        cfg = self.config.split
+        index = np.arange(len(y))
+        stratify = task == "classification" and cfg.stratify
+
+        def cut(idx: Any, fraction: float, labels: Any) -> tuple[Any, Any]:
+            if fraction <= 0:
+                return idx, idx[:0]
+            try:
+                return train_test_split(idx, test_size=fraction, random_state=run.seed,
+                                        stratify=labels if stratify else None)
+            except ValueError as exc:  # too few rows of a class to stratify, or too few rows
+                raise DataError(f"{self.describe()}: cannot split {len(idx)} rows "
+                                f"(val={cfg.val}, test={cfg.test}): {exc}") from None
+
+        rest, test = cut(index, cfg.test, y)
+        val_fraction = cfg.val / (1 - cfg.test) if cfg.test < 1 else 0
+        train, val = cut(rest, val_fraction, y[rest])
+        indices = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+        if run.record is not None:
+            run.record.write_json("splits.json", {
+                "seed": run.seed, "fingerprint": fingerprint, "source": self.describe(),
+                "sizes": {k: len(v) for k, v in indices.items()},
+                "indices": {k: v.tolist() for k, v in indices.items()},
+            })
+        return indices
+
+    # -- prediction inputs -----------------------------------------------------------------------
+    def read_inputs(self, run: Run, path: Path) -> Any:
+        frame = read_table(path)
+        info = run.dataset_info
+        features = (info.feature_names if info else None) or self.config.features or []
+        missing = [c for c in features if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path}: column '{missing[0]}' used in training is missing"
+                            f"{did_you_mean(missing[0], map(str, frame.columns))}")
+        if frame.shape[0] == 0:
+            raise DataError(f"{path}: the input has no rows")
+        return self._checked_features(frame[features], drop_allowed=False).reset_index(drop=True)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, with clear errors for missing or unreadable files."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot read it as a table ({first})") from None
+
+
+def _fingerprint(frame: pd.DataFrame) -> str:
+    import pandas as pd
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _plain(values: list[Any] | None) -> list[Any] | None:
+    return [v.item() if hasattr(v, "item") else v for v in values] if values is not None else None
+
+
+class CsvConfig(TabularConfig):
+    path: str = Field(..., description="CSV file with a header row")
+
+
+class CsvSource(TabularSource):
+    """Rows of a CSV file (header row required)."""
+
+    Config = CsvConfig
+
+    def describe(self) -> str:
+        return f"data.path {self.config.path}"
+
+    def read_frame(self, run: Run | None) -> pd.DataFrame:
+        return read_table(self.config.path)
+
+
+class ParquetConfig(TabularConfig):
+    path: str = Field(..., description="Parquet file")
+
+
+class ParquetSource(CsvSource):
+    """Rows of a Parquet file."""
+
+    Config = ParquetConfig
+
+    def read_frame(self, run: Run | None) -> pd.DataFrame:
+        import pandas as pd
+
+        path = Path(self.config.path)
+        if not path.is_file():
+            raise DataError(f"data file not found: {path}")
+        try:
+            return pd.read_parquet(path)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"{path}: cannot read it as Parquet ({exc})") from None
+
+
+SKLEARN_DATASETS = ("breast_cancer", "wine", "digits", "iris", "diabetes")
+
+
+class SklearnConfig(TabularConfig):
+    dataset: Literal["breast_cancer", "wine", "digits", "iris", "diabetes"] = Field(
+        ..., description="one of scikit-learn's bundled datasets (no download)")
+
+
+class SklearnSource(TabularSource):
+    """scikit-learn's bundled datasets: breast_cancer, wine, digits, iris (classification) and
+    diabetes (regression). They ship with scikit-learn, so nothing is downloaded."""
+
+    Config = SklearnConfig
+
+    def describe(self) -> str:
+        return f"sklearn dataset '{self.config.dataset}'"
+
+    def read_frame(self, run: Run | None) -> pd.DataFrame:
+        from sklearn import datasets
+
+        loader = getattr(datasets, f"load_{self.config.dataset}")
+        bunch = loader(as_frame=True)
+        frame = bunch.frame.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        return frame  # the target is the last column, named "target"

@@ -1,0 +1,112 @@
+"""The ``classification`` evaluator: accuracy; precision, recall and F1 (macro, micro, weighted);
+F1 per class; macro AUROC when the model gives scores; the confusion matrix and its PNG.
+Multi-label predictions (one column per label) get the multi-label versions of the same."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from hookforge.components import ComponentConfig, Evaluator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hookforge.run import Run
+    from hookforge.types import Predictions
+
+
+class ClassificationEvaluator(Evaluator):
+    """Classification metrics from scikit-learn."""
+
+    tasks = ("classification", "multilabel")
+
+    class Config(ComponentConfig):
+        per_class: bool = Field(True, description="report F1 of every class (f1_class_<label>)")
+        confusion_matrix: bool = Field(True, description="store the matrix and draw its PNG")
+
+    def evaluate(self, run: Run, split: str, predictions: Predictions,
+                 final: bool = True) -> dict[str, Any]:
+        import numpy as np
+        from sklearn import metrics as skm
+
+        y_true = np.asarray(predictions.y_true)
+        y_pred = np.asarray(predictions.y_pred)
+        if y_true.ndim == 2:
+            return self._multilabel(y_true, y_pred, predictions)
+        classes = predictions.classes or sorted(set(y_true.tolist()) | set(y_pred.tolist()))
+        labels = list(range(len(classes))) if predictions.classes else classes
+        out: dict[str, Any] = {"accuracy": float(skm.accuracy_score(y_true, y_pred))}
+        for average in ("macro", "micro", "weighted"):
+            p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                             average=average, zero_division=0)
+            out.update({f"precision_{average}": float(p), f"recall_{average}": float(r),
+                        f"f1_{average}": float(f)})
+        if self.config.per_class:
+            per_class = skm.f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+            out.update({f"f1_class_{c}": float(v) for c, v in zip(classes, per_class)})
+        auroc = _macro_auroc(y_true, predictions.scores, labels)
+        if auroc is not None:
+            out["auroc_macro"] = auroc
+        if self.config.confusion_matrix:
+            matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)
+            out["confusion_matrix"] = matrix.tolist()
+            if final:
+                _draw_confusion(run, split, matrix, classes)
+        return out
+
+    def _multilabel(self, y_true: Any, y_pred: Any, predictions: Predictions) -> dict[str, Any]:
+        from sklearn import metrics as skm
+
+        names = predictions.classes or [str(i) for i in range(y_true.shape[1])]
+        out: dict[str, Any] = {"accuracy": float(skm.accuracy_score(y_true, y_pred)),
+                               "hamming_loss": float(skm.hamming_loss(y_true, y_pred))}
+        for average in ("macro", "micro", "weighted", "samples"):
+            p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=average,
+                                                             zero_division=0)
+            out.update({f"precision_{average}": float(p), f"recall_{average}": float(r),
+                        f"f1_{average}": float(f)})
+        if self.config.per_class:
+            per_label = skm.f1_score(y_true, y_pred, average=None, zero_division=0)
+            out.update({f"f1_class_{c}": float(v) for c, v in zip(names, per_label)})
+        if predictions.scores is not None:
+            present = [i for i in range(y_true.shape[1]) if 0 < y_true[:, i].sum() < len(y_true)]
+            if present:
+                out["auroc_macro"] = float(skm.roc_auc_score(y_true[:, present],
+                                                             predictions.scores[:, present],
+                                                             average="macro"))
+        return out
+
+
+def _macro_auroc(y_true: Any, scores: Any, labels: list[Any]) -> float | None:
+    """Macro one-vs-rest AUROC over the classes present in ``y_true`` (None when undefined)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    if scores is None or len(np.unique(y_true)) < 2:
+        return None
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 1 or scores.shape[1] == 1:
+        return float(roc_auc_score(y_true, scores.ravel()))
+    if scores.shape[1] == 2:
+        return float(roc_auc_score(y_true, scores[:, 1]))
+    present = [i for i, label in enumerate(labels) if (y_true == label).any()]
+    aucs = [roc_auc_score((y_true == labels[i]).astype(int), scores[:, i]) for i in present]
+    return float(np.mean(aucs))
+
+
+def _draw_confusion(run: Run, split: str, matrix: Any, classes: list[Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = min(4 + 0.45 * len(classes), 14)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay(matrix, display_labels=[str(c) for c in classes]).plot(
+        ax=ax, colorbar=False, values_format="d")
+    ax.set_title(f"{run.name}: confusion matrix ({split})")
+    fig.tight_layout()
+    from hookforge.figures import save_figure
+
+    save_figure(fig, run.figures_dir / f"confusion_matrix_{split}.png")

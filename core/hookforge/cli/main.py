@@ -1,0 +1,414 @@
+"""The ``hookforge`` command line (Click).
+
+Only click is imported at start-up; each command imports what it needs when it runs, so
+``hookforge --help`` and ``hookforge plugins`` never load torch or any other heavy library.
+
+Exit codes: 0 success; 2 bad usage, config or input data (one line on stderr, ``--debug`` for the
+traceback); 1 an unexpected failure (traceback; the run is marked failed); 130 interrupted (the run
+is marked interrupted and can be resumed).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from hookforge import __version__
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_debug = False
+
+
+def _overrides_argument() -> Any:
+    return click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="hookforge")
+@click.option("--debug", is_flag=True, help="Show tracebacks for usage and config errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only print warnings and errors.")
+def cli(debug: bool, quiet: bool) -> None:
+    """Train, tune, track and evaluate models through plugins.
+
+    \b
+    Quick start:
+      hookforge plugins                       what is installed
+      hookforge train -c configs/quickstart.yaml
+      hookforge evaluate outputs/runs/<run> --split test
+    """
+    global _debug
+    _debug = debug
+    _setup_logging(logging.WARNING if quiet else logging.INFO)
+
+
+def _setup_logging(level: int) -> None:
+    logger = logging.getLogger("hookforge")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Formatter())
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"hookforge: {prefix}{record.getMessage()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# plugins
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List every installed component by kind: name, distribution, version, status."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from hookforge import registry
+
+    rows = []
+    for entry in registry.entries():
+        error = registry.check(entry)
+        status = "disabled" if entry.disabled else ("broken" if error else "ok")
+        rows.append({"kind": entry.kind, "name": entry.name, "distribution": entry.distribution,
+                     "version": entry.version, "status": status, "error": error,
+                     "entry_point": entry.value})
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max([len(r["name"]) for r in rows] + [4])
+    dist_width = max([len(r["distribution"]) for r in rows] + [12])
+    click.echo(f"{'KIND':<10} {'NAME':<{width}} {'DISTRIBUTION':<{dist_width}} {'VERSION':<10} STATUS")
+    for r in rows:
+        status = r["status"] + (f": {r['error']}" if r["error"] else "")
+        click.echo(f"{r['kind']:<10} {r['name']:<{width}} {r['distribution']:<{dist_width}} "
+                   f"{r['version']:<10} {status}")
+
+
+@plugins.command("show")
+@click.argument("kind")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON schema.")
+def plugins_show(kind: str, name: str, as_json: bool) -> None:
+    """Show the config schema of one component, with defaults and descriptions."""
+    import inspect
+    import json
+
+    from hookforge import registry
+
+    kind = registry.normalize_kind(kind)
+    entry = registry.find(kind, name)
+    cls = registry.load(kind, name)
+    config = getattr(cls, "Config", None)
+    if as_json:
+        click.echo(json.dumps(config.model_json_schema() if config else {}, indent=2))
+        return
+    click.echo(f"{kind} '{name}' from {entry.distribution} {entry.version} ({entry.value})")
+    doc = inspect.getdoc(cls)
+    if doc:
+        click.echo("\n" + doc.split("\n\n")[0])
+    if kind == "model" and getattr(cls, "default_loop", None):
+        click.echo(f"\ndefault loop: {cls.default_loop}")
+    if config is None or not config.model_fields:
+        click.echo("\n(no options)")
+        return
+    click.echo("\noptions:")
+    for field_name, field in config.model_fields.items():
+        annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
+        annotation = annotation.replace("typing.", "")
+        if field.is_required():
+            default = "(required)"
+        else:
+            value = field.get_default(call_default_factory=True)
+            if hasattr(value, "model_dump"):
+                value = value.model_dump()
+            default = f"default: {json.dumps(value, default=str)}"
+        line = f"  {field_name}: {annotation}  {default}"
+        click.echo(line)
+        if field.description:
+            click.echo(f"      {field.description}")
+        if config.model_fields and hasattr(field.annotation, "model_fields"):
+            for sub_name, sub in field.annotation.model_fields.items():
+                sub_default = json.dumps(sub.get_default(call_default_factory=True), default=str)
+                click.echo(f"      {field_name}.{sub_name}: default {sub_default}"
+                           + (f"  ({sub.description})" if sub.description else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML config file.")
+@click.option("--data", help="Select the data source by name.")
+@click.option("--model", help="Select the model by name.")
+@click.option("--loop", help="Select the training loop by name.")
+@click.option("--tracker", "trackers", multiple=True, help="Add a tracker (repeatable).")
+@click.option("--evaluator", "evaluators", multiple=True, help="Add an evaluator (repeatable).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Write the run record here.")
+@click.option("--resume", "resume_dir", type=click.Path(), help="Continue the run in RUN_DIR.")
+@_overrides_argument()
+def train(config_file: str | None, data: str | None, model: str | None, loop: str | None,
+          trackers: tuple[str, ...], evaluators: tuple[str, ...], run_dir: str | None,
+          resume_dir: str | None, overrides: tuple[str, ...]) -> None:
+    """Train a model: validate the config, run the loop, evaluate, record everything.
+
+    \b
+    Examples:
+      hookforge train -c configs/quickstart.yaml model.num_leaves=63 run.seed=7
+      hookforge train --data sklearn data.dataset=iris --model centroid --tracker local
+      hookforge train --resume outputs/runs/20260101-120000_quickstart
+    """
+    from hookforge.run import Run
+
+    command = ["hookforge", *sys.argv[1:]]
+    if resume_dir:
+        if config_file or data or model or loop or trackers or evaluators or run_dir:
+            raise click.UsageError("--resume continues a run with its own config; only "
+                                   "KEY=VALUE overrides may be added")
+        run = Run.resume(resume_dir, overrides, command=command)
+    else:
+        if not config_file and not (data and model):
+            raise click.UsageError("give a config file with -c FILE, or at least --data and --model")
+        run = Run.from_config(config_file, overrides, data=data, model=model, loop=loop,
+                              trackers=trackers, evaluators=evaluators, run_dir=run_dir,
+                              command=command)
+    result = run.fit()
+    _print_evaluation(result.evaluation)
+    click.echo(f"run finished: {result.run_dir}")
+
+
+def _print_evaluation(evaluation: dict[str, dict[str, Any]]) -> None:
+    for split, metrics in evaluation.items():
+        shown = [f"{k}={v:.4f}" for k, v in metrics.items()
+                 if isinstance(v, float) and not k.startswith("f1_class_")][:8]
+        if shown:
+            click.echo(f"{split}: {'  '.join(shown)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# search
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("-c", "--config", "config_file", required=True, type=click.Path(dir_okay=False),
+              help="YAML config with a 'searcher' section (or a plan).")
+@click.option("--stage", help="Run only this stage of a multi-stage plan.")
+@click.option("--storage", help="Study storage URL (e.g. sqlite:///study.db, postgresql://...).")
+@click.option("--study", help="Study name (default: run.name).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes on this machine.")
+@click.option("--searcher", "searcher_name", help="Select the searcher by name.")
+@_overrides_argument()
+def search(config_file: str, stage: str | None, storage: str | None, study: str | None,
+           workers: int, searcher_name: str | None, overrides: tuple[str, ...]) -> None:
+    """Search hyper-parameters with the configured searcher.
+
+    KEY=a,b,c sweeps those values (grid searcher, one run each).
+    """
+    from hookforge.config import load_config
+    from hookforge.config.loader import parse_scalar
+    from hookforge.search import SearchSession
+
+    plain, sweep = [], {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and _is_sweep(value):
+            sweep[key] = [parse_scalar(v) for v in _split_top_level(value)]
+        else:
+            plain.append(item)
+    if searcher_name:
+        plain.append(f"searcher={searcher_name}")
+    config = load_config(config_file, plain)
+    if config.searcher is None and sweep:
+        config = load_config(config_file, [*plain, "searcher=grid"])
+    session = SearchSession(config, study=study, stage=stage, storage=storage, workers=workers,
+                            sweep=sweep, command=["hookforge", *sys.argv[1:]])
+    result = session.search()
+    _print_trials(result)
+
+
+def _is_sweep(value: str) -> bool:
+    return not value.strip().startswith(("[", "{", '"', "'")) and len(_split_top_level(value)) > 1
+
+
+def _split_top_level(value: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in value:
+        if char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return [p.strip() for p in parts]
+
+
+def _print_trials(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    metric = result.extra.get("metric")
+    table = Table(title=f"study {result.study}: {len(result.trials)} trials")
+    params = sorted({k for t in result.trials for k in t.params})
+    for column in ["#", "state", *params, metric or "value", "run dir"]:
+        table.add_column(str(column))
+    best_numbers = {t.number for t in result.best}
+    for t in result.trials:
+        value = t.value if t.value is not None else (t.metrics.get(metric) if metric else None)
+        shown = f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
+        mark = " *" if t.number in best_numbers else ""
+        table.add_row(str(t.number), t.state, *[str(t.params.get(p, "")) for p in params],
+                      shown + mark, str(t.run_dir or ""))
+    console = Console(width=160)
+    console.print(table)
+    if result.output_dir:
+        click.echo(f"study outputs: {result.output_dir}")
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate, predict
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--split", "splits", multiple=True, default=("test",), show_default=True,
+              help="Split to evaluate (repeatable).")
+@_overrides_argument()
+def evaluate(run_dir: str, splits: tuple[str, ...], overrides: tuple[str, ...]) -> None:
+    """Evaluate a run's best checkpoint on a split; merges into its evaluation.json."""
+    from hookforge.run import Run
+
+    run = Run.open(run_dir, overrides, command=["hookforge", *sys.argv[1:]])
+    _print_evaluation(run.evaluate(list(splits)))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Where to write predictions (.csv or .parquet).")
+def predict(run_dir: str, input_path: str, output: str) -> None:
+    """Predict INPUT with a run's best checkpoint."""
+    from hookforge.run import Run
+
+    run = Run.open(run_dir, command=["hookforge", *sys.argv[1:]])
+    path = run.predict(input_path, output)
+    click.echo(f"predictions written to {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# compare, sync
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, type=click.Path())
+@click.option("--metric", "metrics", multiple=True,
+              help="split/name[:max|min]; repeat for a Pareto front (first one ranks).")
+@click.option("--threshold", type=float, help="Name a champion only if it clears this value.")
+@click.option("--interval", "level", type=float, default=0.8, show_default=True,
+              help="Probability mass of the Jeffreys interval for proportions.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: float | None,
+            level: float, as_json: bool) -> None:
+    """Rank runs by a metric; intervals, Pareto front and champion."""
+    from hookforge.compare import compare as run_compare
+
+    result = run_compare(list(run_dirs), list(metrics), threshold, level)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="comparison")
+    table.add_column("rank")
+    table.add_column("run")
+    for objective in result.objectives:
+        table.add_column(f"{objective.key} ({'max' if objective.direction == 'maximize' else 'min'})")
+        table.add_column(f"{int(result.level * 100)}% interval")
+    table.add_column("pareto")
+    for row in result.rows:
+        cells = [str(row.rank or "-"), row.name]
+        for objective in result.objectives:
+            value = row.values[objective.key]
+            interval = row.intervals.get(objective.key)
+            cells.append("-" if value is None else f"{value:.4f}")
+            cells.append(f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+        cells.append("*" if row.pareto else "")
+        table.add_row(*cells)
+    Console(width=160).print(table)
+    click.echo(result.message)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--tracker", "tracker_name", required=True, help="Tracker to replay the run into.")
+def sync(run_dir: str, tracker_name: str) -> None:
+    """Replay a run's local record (params, metrics, artifacts, status) into a tracker."""
+    from hookforge.sync import sync_run
+
+    click.echo(sync_run(run_dir, tracker_name))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps exceptions to exit codes (see the module docstring)."""
+    from hookforge.errors import HookforgeError, RunInterrupted, UsageError
+
+    try:
+        code = cli.main(args=argv, prog_name="hookforge", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("hookforge: interrupted", err=True)
+        sys.exit(130)
+    except (RunInterrupted, KeyboardInterrupt) as exc:
+        click.echo(f"hookforge: {exc or 'interrupted'}", err=True)
+        sys.exit(130)
+    except UsageError as exc:
+        if _debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"hookforge: error: {exc}", err=True)
+        sys.exit(2)
+    except HookforgeError:
+        import traceback
+
+        traceback.print_exc()
+        sys.exit(1)
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        sys.exit(1)
+    sys.exit(0)

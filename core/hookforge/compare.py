@@ -1,0 +1,169 @@
+"""``hookforge compare``: rank runs by a metric, give proportions a Bayesian interval, mark the
+Pareto front over several metrics, and name a champion only if it clears a threshold.
+
+The interval for a proportion (accuracy and its kin) is the equal-tailed Jeffreys interval: the
+posterior Beta(k + 1/2, n - k + 1/2) under the Jeffreys prior Beta(1/2, 1/2), with k successes in
+n evaluated samples (Brown, Cai & DasGupta 2001 recommend it over the Wald interval for small n).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hookforge.errors import UsageError, did_you_mean
+from hookforge.record import RunRecord
+from hookforge.search import default_direction
+
+# Metrics that are a fraction of evaluated samples (k of n), so a Beta posterior fits them.
+PROPORTIONS = {"accuracy", "precision_micro", "recall_micro", "f1_micro", "error_rate"}
+
+
+def jeffreys_interval(successes: float, n: int, level: float = 0.8) -> tuple[float, float]:
+    """Equal-tailed Jeffreys interval for a binomial proportion; the bounds are 0 and 1 when
+    every or no trial succeeded (Brown, Cai & DasGupta's convention)."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        raise ValueError("n must be positive")
+    k = min(max(successes, 0.0), float(n))
+    tail = (1 - level) / 2
+    low = 0.0 if k == 0 else float(beta.ppf(tail, k + 0.5, n - k + 0.5))
+    high = 1.0 if k == n else float(beta.ppf(1 - tail, k + 0.5, n - k + 0.5))
+    return low, high
+
+
+@dataclass
+class Objective:
+    key: str  # split/name
+    direction: str  # maximize | minimize
+
+    @classmethod
+    def parse(cls, text: str) -> Objective:
+        key, _, direction = text.partition(":")
+        if "/" not in key:
+            key = f"val/{key}"
+        if direction in ("", None):
+            direction = default_direction(key)
+        elif direction in ("max", "maximize"):
+            direction = "maximize"
+        elif direction in ("min", "minimize"):
+            direction = "minimize"
+        else:
+            raise UsageError(f"--metric {text}: direction must be max or min, got '{direction}'")
+        return cls(key, direction)
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+
+@dataclass
+class RunRow:
+    run_dir: Path
+    name: str
+    status: str
+    values: dict[str, float | None]
+    intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    rank: int | None = None
+    pareto: bool = False
+
+
+@dataclass
+class Comparison:
+    objectives: list[Objective]
+    rows: list[RunRow]
+    champion: RunRow | None
+    threshold: float | None
+    level: float
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": [{"key": o.key, "direction": o.direction} for o in self.objectives],
+            "level": self.level, "threshold": self.threshold, "message": self.message,
+            "champion": str(self.champion.run_dir) if self.champion else None,
+            "runs": [{"run_dir": str(r.run_dir), "name": r.name, "status": r.status,
+                      "rank": r.rank, "pareto": r.pareto, "values": r.values,
+                      "intervals": {k: list(v) if v else None for k, v in r.intervals.items()}}
+                     for r in self.rows],
+        }
+
+
+def load_values(record: RunRecord, key: str) -> tuple[float | None, int | None]:
+    """The value of ``split/name`` from evaluation.json and that split's sample count."""
+    split, _, name = key.partition("/")
+    values = record.evaluation().get(split, {})
+    value = values.get(name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None, None
+    n = values.get("n_samples")
+    return float(value), int(n) if isinstance(n, (int, float)) else None
+
+
+def default_metric(records: list[RunRecord]) -> str:
+    for record in records:
+        task = (record.read_json("dataset.json") or {}).get("task")
+        if task == "regression":
+            return "val/r2"
+        if task in ("classification", "multilabel"):
+            return "val/accuracy"
+    raise UsageError("no --metric given and the runs' task is unknown; pass --metric split/name")
+
+
+def compare(run_dirs: list[str | Path], metrics: list[str] | None = None,
+            threshold: float | None = None, level: float = 0.8) -> Comparison:
+    """Compare finished runs; the first metric ranks them and decides the champion."""
+    if not run_dirs:
+        raise UsageError("compare needs at least one RUN_DIR")
+    if not 0 < level < 1:
+        raise UsageError(f"--interval must be between 0 and 1, got {level}")
+    records = [RunRecord.open(d) for d in run_dirs]
+    objectives = [Objective.parse(m) for m in (metrics or [default_metric(records)])]
+    rows: list[RunRow] = []
+    for record in records:
+        info = record.info()
+        row = RunRow(record.path, info.get("name", record.path.name), info.get("status", "?"), {})
+        for objective in objectives:
+            value, n = load_values(record, objective.key)
+            row.values[objective.key] = value
+            name = objective.key.partition("/")[2]
+            if value is not None and n and name in PROPORTIONS and 0 <= value <= 1:
+                row.intervals[objective.key] = jeffreys_interval(round(value * n), n, level)
+            else:
+                row.intervals[objective.key] = None
+        rows.append(row)
+    primary = objectives[0]
+    scored = [r for r in rows if all(r.values[o.key] is not None for o in objectives)]
+    if not scored:
+        known = sorted({f"{s}/{k}" for rec in records for s, v in rec.evaluation().items()
+                        for k in v if k != "confusion_matrix"})
+        raise UsageError(f"no run has the metric '{primary.key}'{did_you_mean(primary.key, known)}"
+                         f"; the runs have: {', '.join(known[:20]) or 'no evaluation.json'}")
+    sign = 1 if primary.direction == "maximize" else -1
+    scored.sort(key=lambda r: -sign * r.values[primary.key])  # type: ignore[operator]
+    for i, row in enumerate(scored, 1):
+        row.rank = i
+        row.pareto = not any(_dominates(other, row, objectives) for other in scored if other is not row)
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0))
+    best = scored[0]
+    value = best.values[primary.key]
+    assert value is not None
+    if threshold is None:
+        champion, message = best, f"champion: {best.name} ({primary.key} = {value:.4g})"
+    elif primary.better(value, threshold) or value == threshold:
+        champion = best
+        message = (f"champion: {best.name} ({primary.key} = {value:.4g} clears the threshold "
+                   f"{threshold:g})")
+    else:
+        champion = None
+        message = (f"no champion: the best run {best.name} has {primary.key} = {value:.4g}, which "
+                   f"does not clear the threshold {threshold:g}")
+    return Comparison(objectives, rows, champion, threshold, level, message)
+
+
+def _dominates(a: RunRow, b: RunRow, objectives: list[Objective]) -> bool:
+    """a is at least as good as b on every objective and better on one."""
+    at_least = all(not o.better(b.values[o.key], a.values[o.key]) for o in objectives)  # type: ignore[arg-type]
+    better = any(o.better(a.values[o.key], b.values[o.key]) for o in objectives)  # type: ignore[arg-type]
+    return at_least and better

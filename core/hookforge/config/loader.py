@@ -1,0 +1,149 @@
+"""Reading YAML config files and applying command-line overrides and shortcuts.
+
+Everything here works on plain dicts; :mod:`hookforge.config.schema` validates the result.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from hookforge.errors import ConfigError
+
+# Sections that hold a list of components; their items are {name: ..., options...}.
+LIST_SECTIONS = ("trackers", "evaluators")
+COMPONENT_SECTIONS = ("data", "model", "loop", "searcher")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a YAML mapping; missing, unreadable and malformed files raise ConfigError with the
+    file name (and line for syntax errors)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file is a directory: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"YAML syntax error at {where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of sections, got "
+                          f"{type(data).__name__}")
+    return data
+
+
+def parse_scalar(text: str) -> Any:
+    """Parse an override value as a YAML scalar or flow collection (``63``, ``true``,
+    ``[local,mlflow]``); anything that is not valid YAML stays a string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def normalize(config: dict[str, Any]) -> dict[str, Any]:
+    """Canonical shape: component sections as ``{name: ...}`` dicts, list sections as lists of
+    them (``model: mlp`` -> ``model: {name: mlp}``; ``trackers: [local]`` -> ``[{name: local}]``)."""
+    out = copy.deepcopy(config)
+    for section in COMPONENT_SECTIONS:
+        if isinstance(out.get(section), str):
+            out[section] = {"name": out[section]}
+    for section in LIST_SECTIONS:
+        value = out.get(section)
+        if isinstance(value, (str, dict)):
+            value = [value]
+        if isinstance(value, list):
+            out[section] = [{"name": v} if isinstance(v, str) else v for v in value]
+    return out
+
+
+def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in nested dicts (``trackers.1.uri`` indexes a list section)."""
+    parts = dotted.split(".")
+    if any(p == "" for p in parts):
+        raise ConfigError(f"invalid override key '{dotted}'")
+    node: Any = config
+    for i, part in enumerate(parts[:-1]):
+        here = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            node = _list_item(node, part, here)
+            continue
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif isinstance(child, str) and part in COMPONENT_SECTIONS:
+            child = node[part] = {"name": child}
+        if not isinstance(child, (dict, list)):
+            raise ConfigError(f"cannot set '{dotted}': '{here}' is a {type(child).__name__}, "
+                              f"not a section")
+        node = child
+    last = parts[-1]
+    if isinstance(node, list):
+        index = _index(node, last, dotted)
+        node[index] = value
+        return
+    # Changing a component's name drops the options meant for the previous component.
+    if len(parts) == 1 and last in COMPONENT_SECTIONS and isinstance(value, str):
+        old = node.get(last)
+        if isinstance(old, dict) and old.get("name") == value:
+            return
+        value = {"name": value}
+    node[last] = value
+
+
+def _index(items: list[Any], part: str, where: str) -> int:
+    try:
+        index = int(part)
+    except ValueError:
+        raise ConfigError(f"'{where}': expected a list index, got '{part}'") from None
+    if not -len(items) <= index < len(items):
+        raise ConfigError(f"'{where}': index {index} out of range (the list has {len(items)} items)")
+    return index
+
+
+def _list_item(items: list[Any], part: str, where: str) -> Any:
+    return items[_index(items, part, where)]
+
+
+def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` strings (values parsed as YAML) to a copy of ``config``."""
+    out = normalize(config)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"invalid override '{item}': expected KEY=VALUE, e.g. run.seed=7")
+        set_dotted(out, key.strip(), parse_scalar(raw))
+        out = normalize(out)
+    return out
+
+
+def apply_shortcuts(config: dict[str, Any], *, data: str | None = None, model: str | None = None,
+                    loop: str | None = None, trackers: tuple[str, ...] = (),
+                    evaluators: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``--data/--model/--loop NAME`` select a component (dropping options meant for another);
+    ``--tracker`` and ``--evaluator`` add to their lists."""
+    out = normalize(config)
+    for section, name in (("data", data), ("model", model), ("loop", loop)):
+        if name:
+            set_dotted(out, section, name)
+    for section, names in (("trackers", trackers), ("evaluators", evaluators)):
+        for name in names:
+            items = out.setdefault(section, [])
+            if not any(item.get("name") == name for item in items):
+                items.append({"name": name})
+    return out

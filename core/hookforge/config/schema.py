@@ -1,0 +1,205 @@
+"""Validation of a whole config: the top-level sections, then each component section against the
+``Config`` of the plugin it names. Everything is checked before any work starts; an error names
+the dotted path, the value, what was expected and a "did you mean"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from hookforge import registry
+from hookforge.components import ComponentConfig
+from hookforge.config.loader import (
+    LIST_SECTIONS,
+    apply_overrides,
+    apply_shortcuts,
+    normalize,
+    read_yaml,
+)
+from hookforge.errors import ConfigError, PluginError, did_you_mean
+
+
+class RunSection(ComponentConfig):
+    """The ``run`` section: what every run has whatever its components."""
+
+    name: str = Field("run", min_length=1, description="run name, part of the run directory name")
+    seed: int = Field(42, ge=0, description="seeds python, numpy and every plugin's RNGs")
+    output_dir: str = Field("outputs", description="runs go to OUTPUT_DIR/runs/, searches to OUTPUT_DIR/hpo/")
+    progress: bool = Field(True, description="show a progress bar when stderr is a terminal")
+    log_every_n_steps: int = Field(50, ge=1, description="aggregate per-step values over this many steps")
+    tags: dict[str, str] = Field(default_factory=dict, description="free-form tags passed to trackers")
+    description: str = Field("", description="free text stored in run.json")
+
+
+SECTIONS: dict[str, str | None] = {  # section -> plugin kind (None: not a component)
+    "run": None,
+    "data": "data",
+    "model": "model",
+    "loop": "loop",
+    "trackers": "tracker",
+    "evaluators": "evaluator",
+    "searcher": "searcher",
+}
+
+
+@dataclass
+class ComponentSpec:
+    """A component selected by a config section, with its class loaded and options validated."""
+
+    kind: str
+    name: str
+    cls: type
+    options: BaseModel
+    path: str  # dotted path of the section, for error messages ("trackers.1")
+
+    def create(self) -> Any:
+        return self.cls(self.options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options.model_dump(mode="json")}
+
+
+@dataclass
+class ResolvedConfig:
+    """A validated config: the ``run`` section plus one :class:`ComponentSpec` per component."""
+
+    run: RunSection
+    data: ComponentSpec | None = None
+    model: ComponentSpec | None = None
+    loop: ComponentSpec | None = None
+    trackers: list[ComponentSpec] = field(default_factory=list)
+    evaluators: list[ComponentSpec] = field(default_factory=list)
+    searcher: ComponentSpec | None = None
+    source: str = "<config>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full config with every default filled in (what config.yaml holds)."""
+        out: dict[str, Any] = {"run": self.run.model_dump(mode="json")}
+        for section in ("data", "model", "loop"):
+            spec = getattr(self, section)
+            if spec is not None:
+                out[section] = spec.to_dict()
+        out["trackers"] = [s.to_dict() for s in self.trackers]
+        out["evaluators"] = [s.to_dict() for s in self.evaluators]
+        if self.searcher is not None:
+            out["searcher"] = self.searcher.to_dict()
+        return out
+
+
+def format_validation_error(exc: ValidationError, prefix: str, source: str,
+                            fields: list[str]) -> str:
+    """One line from a pydantic error: where, what was given, what was expected."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = [str(p) for p in first["loc"]]
+    path = ".".join([prefix, *loc]) if prefix else ".".join(loc)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        hint = did_you_mean(loc[-1], fields) if len(loc) == 1 else ""
+        known = f"; known keys: {', '.join(fields)}" if fields and not hint else ""
+        message = f"unknown key '{path}'{hint}{known}"
+    elif kind == "missing":
+        message = f"missing required key '{path}'"
+    else:
+        expected = first["msg"]
+        for start in ("Input should be ", "Value error, ", "Assertion failed, "):
+            if expected.startswith(start):
+                expected = expected[len(start):]
+        message = f"invalid value for '{path}': {first.get('input')!r} (expected {expected})"
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" \
+        if len(errors) > 1 else ""
+    return f"{source}: {message}{more}"
+
+
+def _component(kind: str, section: Any, path: str, source: str) -> ComponentSpec:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: '{path}' must be a mapping with a 'name', got {section!r}")
+    options = dict(section)
+    name = options.pop("name", None)
+    if not name or not isinstance(name, str):
+        raise ConfigError(f"{source}: '{path}.name' is missing: it names the {kind} plugin "
+                          f"(available: {', '.join(registry.names(kind)) or 'none'})")
+    try:
+        cls = registry.load(kind, name)
+    except PluginError as exc:
+        raise PluginError(f"{source}: {path}.name: {exc}") from None
+    config_cls = getattr(cls, "Config", None)
+    if config_cls is None:
+        raise PluginError(f"{source}: {kind} '{name}' has no Config class")
+    try:
+        validated = config_cls.model_validate(options)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path, source,
+                                                  list(config_cls.model_fields))) from None
+    return ComponentSpec(kind, name, cls, validated, path)
+
+
+def resolve(raw: dict[str, Any], *, source: str = "<config>",
+            require: tuple[str, ...] = ("data", "model")) -> ResolvedConfig:
+    """Validate a config dict completely; raise ConfigError/PluginError on the first problem."""
+    config = normalize(raw)
+    for key in config:
+        if key not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section '{key}'{did_you_mean(key, SECTIONS)}; "
+                              f"sections: {', '.join(SECTIONS)}")
+    run_section = config.get("run") or {}
+    if not isinstance(run_section, dict):
+        raise ConfigError(f"{source}: 'run' must be a mapping, got {run_section!r}")
+    try:
+        run = RunSection.model_validate(run_section)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "run", source,
+                                                  list(RunSection.model_fields))) from None
+    for section in require:
+        if not config.get(section):
+            kind = SECTIONS[section] or section
+            raise ConfigError(f"{source}: the '{section}' section is missing (set it in the file, "
+                              f"with `{section}.name=NAME` or --{section} NAME; available: "
+                              f"{', '.join(registry.names(kind)) or 'none'})")
+    resolved = ResolvedConfig(run=run, source=source)
+    for section in ("data", "model", "loop", "searcher"):
+        if config.get(section):
+            setattr(resolved, section, _component(SECTIONS[section], config[section], section,
+                                                  source))
+    for section in LIST_SECTIONS:
+        items = config.get(section) or []
+        if not isinstance(items, list):
+            raise ConfigError(f"{source}: '{section}' must be a list, got {items!r}")
+        specs = [_component(SECTIONS[section], item, f"{section}.{i}", source)
+                 for i, item in enumerate(items)]
+        seen: set[str] = set()
+        for spec in specs:
+            if spec.name in seen:
+                raise ConfigError(f"{source}: {section} lists '{spec.name}' twice")
+            seen.add(spec.name)
+        setattr(resolved, section, specs)
+    if resolved.model is not None and resolved.loop is None:
+        default = getattr(resolved.model.cls, "default_loop", None)
+        if not default:
+            raise ConfigError(f"{source}: model '{resolved.model.name}' has no default loop; "
+                              f"set loop.name (available: {', '.join(registry.names('loop'))})")
+        resolved.loop = _component("loop", {"name": default}, "loop", source)
+    # The local record is always on and always first.
+    if not any(t.name == "local" for t in resolved.trackers):
+        resolved.trackers.insert(0, _component("tracker", {"name": "local"}, "trackers", source))
+    return resolved
+
+
+def load_config(path: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = (),
+                *, require: tuple[str, ...] = ("data", "model"), **shortcuts: Any) -> ResolvedConfig:
+    """Read a YAML file (or take a dict), apply shortcuts then ``KEY=VALUE`` overrides, validate.
+
+    >>> cfg = load_config("configs/quickstart.yaml", ["run.seed=7"], model="centroid")
+    """
+    if isinstance(path, dict):
+        raw, source = path, "<dict>"
+    elif path is None:
+        raw, source = {}, "<command line>"
+    else:
+        raw, source = read_yaml(path), str(path)
+    raw = apply_shortcuts(raw, **{k: v for k, v in shortcuts.items() if v})
+    raw = apply_overrides(raw, list(overrides))
+    return resolve(raw, source=source, require=require)

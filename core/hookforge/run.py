@@ -1,0 +1,554 @@
+"""A run: one validated config, one plugin manager, one run record.
+
+``Run`` wires the selected components together through the hooks and writes the record. Loops
+talk to it with a handful of methods (``log_metrics``, ``end_epoch``, ``report_steps``,
+``save_checkpoint``, ``request_stop``), which is what lets very different loops report progress,
+metrics, pruning values and checkpoints the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from hookforge import hookspecs, registry
+from hookforge.components import Component, Model
+from hookforge.config import ResolvedConfig, flatten, load_config, redact, resolve
+from hookforge.config.loader import apply_overrides
+from hookforge.config.secrets import REDACTED, redact_argv
+from hookforge.errors import (
+    CheckpointError,
+    ConfigError,
+    PluginError,
+    RunInterrupted,
+    UsageError,
+)
+from hookforge.markers import PROJECT
+from hookforge.record import (
+    RunRecord,
+    environment_versions,
+    git_commit,
+    pid_alive,
+    verify_checkpoint,
+)
+from hookforge.types import CheckpointInfo, Dataset, DatasetInfo, EpochResult, FitResult, StepResult
+
+log = logging.getLogger("hookforge")
+
+KEY_LIBRARIES = ["python", "numpy", "pandas", "scikit-learn", "scipy", "pydantic", "pluggy",
+                 "torch", "transformers", "peft", "lightgbm", "xgboost", "optuna", "mlflow",
+                 "comet_ml", "gymnasium", "safetensors", "skops"]
+DEFAULT_EVALUATORS = {"classification": "classification", "multilabel": "classification",
+                      "regression": "regression"}
+
+
+@dataclass
+class RunResult:
+    """What :meth:`Run.fit` returns."""
+
+    run_dir: Path
+    status: str
+    evaluation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fit: FitResult | None = None
+
+    def metric(self, key: str) -> float | None:
+        """``val/accuracy`` -> the value from evaluation.json, if present."""
+        split, _, name = key.partition("/")
+        value = self.evaluation.get(split, {}).get(name)
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+class Run:
+    """A training run. Build one with :meth:`from_config` (or :meth:`resume`, :meth:`open`), then
+    :meth:`fit`. ``run.hook.<name>(...)`` calls any hook on the run's plugins directly."""
+
+    def __init__(self, config: ResolvedConfig, *, run_dir: str | Path | None = None,
+                 record: RunRecord | None = None, plugins: Iterable[object] = (),
+                 command: list[str] | None = None, parent: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.name = config.run.name
+        self.seed = config.run.seed
+        self.log_every_n_steps = config.run.log_every_n_steps
+        self.parent = parent
+        self.command = list(command) if command is not None else list(sys.argv)
+        self._run_dir = run_dir
+        self.record = record
+        self.resumed = False
+        self.resume_from: CheckpointInfo | None = None
+        self.run_id = uuid.uuid4().hex
+        self.status = "created"
+        self.should_stop = False
+        self.stop_reason: str | None = None
+        self.dataset: Dataset | None = None
+        self.dataset_info: DatasetInfo | None = None
+        self.state: dict[str, Any] = {}  # loops keep what they need between hooks here
+
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.hook = self.pm.hook
+        self.data = self._register(config.data)
+        self.model: Any = self._register(config.model)
+        self.loop = self._register(config.loop)
+        self.trackers = [self._register(spec) for spec in config.trackers]
+        self.evaluators = [self._register(spec) for spec in config.evaluators]
+        self.local = next((t for t in self.trackers if t.plugin_name == "local"), None)
+        for plugin in _hook_only_plugins():
+            self.pm.register(plugin)
+        for plugin in plugins:
+            self.pm.register(plugin)
+        if record is not None and record.dataset_file.exists():
+            self.dataset_info = DatasetInfo.from_dict(record.read_json("dataset.json"))
+
+    def _register(self, spec: Any) -> Any:
+        if spec is None:
+            return None
+        component = spec.create()
+        self.pm.register(component, name=f"{spec.kind}:{spec.name}")
+        return component
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: str | Path | dict[str, Any] | ResolvedConfig,
+                    overrides: Iterable[str] = (), **options: Any) -> Run:
+        """A run from a YAML path, a config dict or a resolved config; ``overrides`` are
+        ``KEY=VALUE`` strings. ``options`` go to the constructor (``run_dir``, ``plugins``...)."""
+        shortcuts = {k: options.pop(k) for k in ("data", "model", "loop", "trackers", "evaluators")
+                     if k in options}
+        if not isinstance(config, ResolvedConfig):
+            config = load_config(config, list(overrides), **shortcuts)
+        return cls(config, **options)
+
+    @classmethod
+    def open(cls, run_dir: str | Path, overrides: Iterable[str] = (), **options: Any) -> Run:
+        """The run recorded in ``run_dir``, rebuilt from its config.yaml (to evaluate, predict or
+        resume it)."""
+        record = RunRecord.open(run_dir)
+        raw = record.read_config()
+        raw = apply_overrides(raw, list(overrides))
+        hidden = [k for k, v in flatten(raw).items() if v == REDACTED]
+        if hidden:
+            raise ConfigError(f"{record.config_file}: the secret '{hidden[0]}' was redacted; pass it "
+                              f"again as {hidden[0]}=VALUE (or through its environment variable)")
+        config = resolve(raw, source=str(record.config_file))
+        return cls(config, record=record, **options)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, overrides: Iterable[str] = (), **options: Any) -> Run:
+        """A killed, failed or interrupted run, ready to continue with :meth:`fit`."""
+        run = cls.open(run_dir, overrides, **options)
+        assert run.record is not None
+        info = run.record.info()
+        status = info.get("status")
+        if status == "finished":
+            raise UsageError(f"cannot resume {run_dir}: the run already finished")
+        if status == "running" and info.get("host") == socket.gethostname() \
+                and info.get("pid") not in (None, os.getpid()) and pid_alive(int(info["pid"])):
+            raise UsageError(f"cannot resume {run_dir}: it is still running (pid {info['pid']})")
+        run.resumed = True
+        run.run_id = info.get("run_id", run.run_id)
+        return run
+
+    # -- paths ----------------------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        if self.record is None:
+            raise RuntimeError("the run has no directory yet: call fit() first")
+        return self.record.path
+
+    @property
+    def figures_dir(self) -> Path:
+        path = self.dir / "figures"
+        path.mkdir(exist_ok=True)
+        return path
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    def rng(self, purpose: str = "") -> Any:
+        """A numpy Generator seeded from ``run.seed`` and ``purpose`` (independent streams)."""
+        import numpy as np
+
+        salt = [ord(c) for c in purpose]
+        return np.random.default_rng(np.random.SeedSequence([self.seed, *salt]))
+
+    # -- what loops call --------------------------------------------------------------------------
+    def log_metrics(self, metrics: dict[str, float], *, step: int, epoch: int | None = None,
+                    split: str = "train") -> None:
+        """Send metric values of one split to every tracker (the local record first)."""
+        self.hook.hookforge_log_metrics(run=self, metrics=metrics, step=step, epoch=epoch,
+                                        split=split)
+
+    def report_steps(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
+        """Aggregated training values every ``log_every_n_steps`` steps: logged as ``train``
+        metrics and passed to ``hookforge_after_step``."""
+        self.log_metrics(metrics, step=step, epoch=epoch, split="train")
+        self.hook.hookforge_after_step(run=self, result=StepResult(step, epoch, metrics))
+
+    def end_epoch(self, epoch: int, step: int, metrics: dict[str, float],
+                  duration_s: float | None = None) -> EpochResult:
+        """Log an epoch's (round's, iteration's) ``split/name`` metrics and call
+        ``hookforge_after_epoch``; afterwards check ``run.should_stop``."""
+        by_split: dict[str, dict[str, float]] = {}
+        for key, value in metrics.items():
+            split, sep, name = key.partition("/")
+            if not sep:
+                split, name = "train", key
+            by_split.setdefault(split, {})[name] = value
+        for split, values in by_split.items():
+            self.log_metrics(values, step=step, epoch=epoch, split=split)
+        result = EpochResult(epoch=epoch, step=step, metrics=dict(metrics), duration_s=duration_s)
+        self.hook.hookforge_after_epoch(run=self, result=result)
+        return result
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop after the current unit of work (early stopping, pruning)."""
+        if not self.should_stop:
+            self.should_stop, self.stop_reason = True, reason
+            self.emit("stop_requested", reason=reason)
+
+    def save_checkpoint(self, tag: str, fill: Callable[[Path], None] | None = None, *,
+                        epoch: int, step: int, metric: float | None = None,
+                        extra: dict[str, Any] | None = None,
+                        source: Path | None = None) -> CheckpointInfo:
+        """Write checkpoint ``tag`` atomically with ``fill(directory)`` (default: the model's
+        ``save``), or as a copy of the checkpoint directory ``source``."""
+        if fill is None and source is None:
+            fill = self.model.save
+        if self.record is None:
+            raise RuntimeError("save_checkpoint() needs a started run")
+        info = self.record.save_checkpoint(tag, fill, epoch=epoch, step=step, metric=metric,
+                                           extra=extra, source=source)
+        self.hook.hookforge_on_checkpoint(run=self, checkpoint=info)
+        return info
+
+    def emit(self, event: str, **payload: Any) -> None:
+        """Record a custom lifecycle event (events.jsonl and every tracker)."""
+        self.hook.hookforge_log_event(run=self, event=event, payload=payload)
+
+    # -- the lifecycle ----------------------------------------------------------------------------
+    def fit(self) -> RunResult:
+        """Load data, build the model, train it with the loop, evaluate val and test, and record
+        everything. Exceptions propagate after the run is marked failed or interrupted."""
+        self._open()
+        status, result, evaluation = "failed", None, {}
+        try:
+            with _interrupt_on_sigterm():
+                self.hook.hookforge_run_start(run=self)
+                if not self.resumed:
+                    self.hook.hookforge_log_params(run=self, params=self.params())
+                dataset = self.load_data()
+                model = self.build_model(dataset)
+                self.hook.hookforge_before_fit(run=self, model=model, dataset=dataset)
+                result = self.hook.hookforge_fit(run=self, model=model, dataset=dataset)
+                if result is None:
+                    raise PluginError(f"loop '{self.loop.plugin_name}' returned no FitResult")
+                self.hook.hookforge_after_fit(run=self, model=model, result=result)
+                if self.stop_reason != "pruned":  # a pruned trial's scores are not worth the time
+                    splits = [s for s in ("val", "test") if s in dataset.splits]
+                    evaluation = self.evaluate(splits, model=model, dataset=dataset,
+                                               step=result.steps)
+            status = "finished"
+        except (KeyboardInterrupt, RunInterrupted) as exc:
+            status = "interrupted"
+            self._on_exception(exc)
+            raise RunInterrupted(f"run interrupted; continue it with `hookforge train --resume "
+                                 f"{self.dir}`") from None
+        except BaseException as exc:
+            self._on_exception(exc)
+            raise
+        finally:
+            self._close(status, result)
+        return RunResult(self.dir, status, evaluation, result)
+
+    def load_data(self) -> Dataset:
+        dataset = self.hook.hookforge_load_data(run=self)
+        if dataset is None:
+            raise PluginError(f"data source '{self.data.plugin_name}' returned no dataset")
+        self.dataset, self.dataset_info = dataset, dataset.info
+        self.record.write_json("dataset.json", _info_dict(dataset.info))  # type: ignore[union-attr]
+        self._add_default_evaluators(dataset.info.task)
+        self.emit("data_loaded", task=dataset.info.task,
+                  sizes={name: len(part) for name, part in dataset.splits.items()})
+        self.hook.hookforge_after_data(run=self, dataset=dataset)
+        return dataset
+
+    def build_model(self, dataset: Dataset) -> Model:
+        model = self.hook.hookforge_build_model(run=self, dataset=dataset)
+        if model is None:
+            raise PluginError(f"model '{self.model.plugin_name}' was not built")
+        self.model = model
+        self.emit("model_built", model=getattr(model, "plugin_name", type(model).__name__))
+        return model
+
+    def load_model(self, tag: str = "best") -> Model:
+        """The model from checkpoint ``tag`` (``last`` when no ``best`` exists), hash-checked."""
+        assert self.record is not None
+        if self.record.checkpoint_dir(tag) is None and tag == "best":
+            tag = "last"
+        path = self.record.verified_checkpoint(tag)
+        if self.dataset_info is None:
+            raise CheckpointError(f"{self.dir} has no dataset.json: the run never loaded its data")
+        model = self.hook.hookforge_load_model(run=self, path=path)
+        if model is None:
+            raise PluginError(f"model '{self.model.plugin_name}' could not load {path}")
+        self.model = model
+        return model
+
+    def evaluate(self, splits: Iterable[str] = ("test",), *, model: Model | None = None,
+                 dataset: Dataset | None = None, step: int = 0) -> dict[str, dict[str, Any]]:
+        """Predict each split, run every evaluator, merge their metrics into evaluation.json and
+        log them. Without ``model``/``dataset``, loads the best checkpoint and the recorded data."""
+        if self.record is None:
+            raise UsageError("the run has no record to evaluate; call fit() first")
+        if dataset is None:
+            dataset = self.dataset or self.load_data()
+        if model is None:
+            model = self.load_model()
+        self._add_default_evaluators(dataset.info.task)
+        results: dict[str, dict[str, Any]] = {}
+        for split in splits:
+            metrics = self._score(model, dataset, split, final=True)
+            self.record.merge_evaluation(split, metrics)
+            scalars = _scalars(metrics)
+            self.log_metrics(scalars, step=step, epoch=None, split=split)
+            self.emit("evaluation", split=split, metrics=scalars)
+            results[split] = metrics
+        return results
+
+    def score(self, model: Model, dataset: Dataset, split: str = "val") -> dict[str, float]:
+        """Scalar metrics of ``model`` on ``split`` from every evaluator, without recording them
+        (loops use it for validation during training)."""
+        metrics = _scalars(self._score(model, dataset, split, final=False))
+        metrics.pop("n_samples", None)
+        return metrics
+
+    def _score(self, model: Model, dataset: Dataset, split: str, *, final: bool) -> dict[str, Any]:
+        part = dataset.split(split)
+        predictions = self.hook.hookforge_predict(run=self, model=model, inputs=part.X)
+        predictions.y_true = part.y
+        metrics: dict[str, Any] = {}
+        for answer in reversed(self.hook.hookforge_evaluate(run=self, split=split,
+                                                             predictions=predictions, final=final)):
+            metrics.update(answer or {})
+        metrics["n_samples"] = len(part)
+        return metrics
+
+    def predict(self, input_path: str | Path, output_path: str | Path) -> Path:
+        """Read ``input_path`` with the run's data source, predict with the best checkpoint and
+        write the predictions (CSV, or Parquet for a .parquet output) atomically."""
+        from hookforge.fileio import atomic_write_bytes
+
+        input_path, output_path = Path(input_path), Path(output_path)
+        if not input_path.is_file():
+            raise UsageError(f"input file not found: {input_path}")
+        model = self.load_model()
+        inputs = self.hook.hookforge_read_inputs(run=self, path=input_path)
+        predictions = self.hook.hookforge_predict(run=self, model=model, inputs=inputs)
+        frame = predictions.to_frame()
+        if output_path.suffix == ".parquet":
+            import io
+
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            atomic_write_bytes(output_path, buffer.getvalue())
+        else:
+            atomic_write_bytes(output_path, frame.to_csv(index=False).encode())
+        return output_path
+
+    def params(self) -> dict[str, Any]:
+        """The flattened resolved config with secrets redacted (what trackers log as params)."""
+        return flatten(redact(self.config.to_dict()))
+
+    # -- internals --------------------------------------------------------------------------------
+    def _add_default_evaluators(self, task: str) -> None:
+        if self.evaluators or task not in DEFAULT_EVALUATORS:
+            return
+        name = DEFAULT_EVALUATORS[task]
+        if name not in registry.names("evaluator"):
+            return
+        spec = resolve({"evaluators": [name]}, require=()).evaluators[0]
+        self.config.evaluators.append(spec)
+        self.evaluators.append(self._register(spec))
+
+    def _open(self) -> None:
+        import random
+
+        import numpy as np
+
+        if self.record is None:
+            self.record = RunRecord.create(self.config.run.output_dir, self.name, self._run_dir)
+        elif not self.resumed:
+            raise UsageError(f"{self.record.path} already holds a run; use Run.resume() to "
+                             f"continue it")
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+        now = datetime.now().astimezone().isoformat(timespec="seconds")
+        if self.resumed:
+            last = self.record.checkpoint_dir("last")
+            if last is not None:
+                meta = verify_checkpoint(last)
+                self.resume_from = CheckpointInfo("last", last, meta["epoch"], meta["step"],
+                                                  meta.get("metric"), meta.get("files", {}))
+            self.record.truncate_logs(after_step=self.resume_from.step if self.resume_from else -1)
+            info = self.record.info()
+            self.record.update_info(status="running", pid=os.getpid(), host=socket.gethostname(),
+                                    end_time=None, error=None,
+                                    resumes=[*info.get("resumes", []),
+                                             {"time": now, "command": redact_argv(self.command),
+                                              "from_step": self.resume_from.step
+                                              if self.resume_from else None}])
+            self.emit("resume", from_step=self.resume_from.step if self.resume_from else None)
+            return
+        self.record.write_config(self.config.to_dict())
+        self._started = time.time()
+        dists = sorted({(e.distribution, e.version) for e in registry.entries()
+                        if e.version != "-"})
+        versions = {"hookforge": _version()}
+        versions.update({name: version for name, version in dists})
+        versions.update(environment_versions(KEY_LIBRARIES))
+        versions["python"] = sys.version.split()[0]
+        self.record.update_info(
+            status="running", run_id=self.run_id, name=self.name, start_time=now, end_time=None,
+            duration_s=None, pid=os.getpid(), host=socket.gethostname(), seed=self.seed,
+            command=redact_argv(self.command), cwd=os.getcwd(), git=git_commit(),
+            components=self._components(), versions=versions, parent=self.parent,
+        )
+
+    def _components(self) -> dict[str, Any]:
+        c = self.config
+        return {"data": c.data and c.data.name, "model": c.model and c.model.name,
+                "loop": c.loop and c.loop.name, "trackers": [t.name for t in c.trackers],
+                "evaluators": [e.name for e in c.evaluators]}
+
+    def _on_exception(self, exc: BaseException) -> None:
+        try:
+            self.hook.hookforge_on_exception(run=self, error=exc)
+        except Exception as hook_error:  # never hide the original error
+            log.warning("hookforge_on_exception failed: %s", hook_error)
+
+    def _close(self, status: str, result: FitResult | None) -> None:
+        self.status = status
+        exc = sys.exc_info()[1]
+        if self.local is not None:
+            try:
+                self.local.draw_figures(self)
+            except Exception as draw_error:
+                log.warning("could not draw the metric figures: %s", draw_error)
+        for kind, path in self._artifacts():
+            try:
+                self.hook.hookforge_log_artifact(run=self, path=path, kind=kind)
+            except Exception as artifact_error:
+                log.warning("could not log artifact %s: %s", path, artifact_error)
+        assert self.record is not None
+        info = self.record.info()
+        end = datetime.now().astimezone()
+        start = datetime.fromisoformat(info["start_time"]) if info.get("start_time") else end
+        fields: dict[str, Any] = {
+            "status": status, "end_time": end.isoformat(timespec="seconds"),
+            "duration_s": round((end - start).total_seconds(), 3), "components": self._components(),
+            "stop_reason": (result.stop_reason if result else None) or self.stop_reason,
+        }
+        if status != "finished" and exc is not None:
+            fields["error"] = {"type": type(exc).__name__, "message": str(exc)}
+        if result is not None:
+            fields["fit"] = {"epochs": result.epochs, "steps": result.steps,
+                             "best_metric": result.best_metric, "best_epoch": result.best_epoch}
+        self.record.update_info(**fields)
+        self.hook.hookforge_run_end(run=self, status=status)
+
+    def _artifacts(self) -> Iterator[tuple[str, Path]]:
+        assert self.record is not None
+        if self.record.config_file.exists():
+            yield "config", self.record.config_file
+        if self.record.evaluation_file.exists():
+            yield "evaluation", self.record.evaluation_file
+        if self.record.figures_dir.is_dir():
+            for figure in sorted(self.record.figures_dir.glob("*.png")):
+                yield "figure", figure
+        best = self.record.checkpoint_dir("best") or self.record.checkpoint_dir("last")
+        if best is not None:
+            yield "checkpoint", best
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _info_dict(info: DatasetInfo) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(info)
+
+
+def _version() -> str:
+    from hookforge import __version__
+
+    return __version__
+
+
+_hook_plugin_cache: list[object] | None = None
+
+
+def _hook_only_plugins() -> list[object]:
+    """Installed hook-only plugins (group ``hookforge.plugins``); one that fails to load warns and
+    is skipped (kedro's behaviour)."""
+    global _hook_plugin_cache
+    if _hook_plugin_cache is not None:
+        return _hook_plugin_cache
+    plugins: list[object] = []
+    for entry in registry.entries("plugin"):
+        if entry.disabled:
+            continue
+        try:
+            obj = registry.load("plugin", entry.name)
+        except PluginError as exc:
+            log.warning("hook-only plugin '%s' skipped: %s", entry.name, exc)
+            continue
+        if isinstance(obj, type):
+            obj = obj()
+        plugins.append(obj)
+    _hook_plugin_cache = plugins
+    return plugins
+
+
+@contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C so a terminated run is marked interrupted and resumable."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise RunInterrupted("terminated")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def train(config: str | Path | dict[str, Any] | ResolvedConfig, overrides: Iterable[str] = (),
+          **options: Any) -> RunResult:
+    """Build a run and fit it: ``hookforge.train("configs/quickstart.yaml", ["run.seed=7"])``."""
+    return Run.from_config(config, overrides, **options).fit()
+
+
+__all__ = ["Component", "Run", "RunResult", "train"]

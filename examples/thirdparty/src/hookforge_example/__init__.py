@@ -1,0 +1,1 @@
+"""An example of a plugin package published outside hookforge (see README.md)."""

@@ -219,7 +219,7 @@ def search(config_file: str, stage: str | None, storage: str | None, study: str 
 
     KEY=a,b,c sweeps those values (grid searcher, one run each).
     """
-    from hookforge.config import load_config
+    from hookforge.config import apply_overrides, read_yaml, resolve
     from hookforge.config.loader import parse_scalar
     from hookforge.search import SearchSession
 
@@ -231,10 +231,11 @@ def search(config_file: str, stage: str | None, storage: str | None, study: str 
         else:
             plain.append(item)
     if searcher_name:
-        plain.append(f"searcher={searcher_name}")
-    config = load_config(config_file, plain)
-    if config.searcher is None and sweep:
-        config = load_config(config_file, [*plain, "searcher=grid"])
+        plain.insert(0, f"searcher={searcher_name}")
+    raw = apply_overrides(read_yaml(config_file), plain)
+    if sweep and not (raw.get("searcher") or {}).get("name"):
+        raw.setdefault("searcher", {})["name"] = "grid"  # a command-line sweep needs no section
+    config = resolve(raw, source=config_file)
     session = SearchSession(config, study=study, stage=stage, storage=storage, workers=workers,
                             sweep=sweep, command=["hookforge", *sys.argv[1:]])
     result = session.search()
@@ -350,7 +351,7 @@ def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: floa
         table.add_column(f"{int(result.level * 100)}% interval")
     table.add_column("pareto")
     for row in result.rows:
-        cells = [str(row.rank or "-"), row.name]
+        cells = [str(row.rank or "-"), str(row.run_dir)]
         for objective in result.objectives:
             value = row.values[objective.key]
             interval = row.intervals.get(objective.key)

@@ -158,7 +158,7 @@ def load(kind: str, name: str) -> type:
     try:
         manager = DriverManager(GROUPS[kind], name, invoke_on_load=False,
                                 on_load_failure_callback=on_failure,
-                                warn_on_missing_entrypoint=False)
+                                on_missing_entrypoints_callback=lambda names: None)
         cls = manager.driver
     except Exception as exc:  # stevedore raises NoMatches/RuntimeError when the load failed
         errors.append(f"{type(exc).__name__}: {exc}")

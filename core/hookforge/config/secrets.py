@@ -8,6 +8,9 @@ from typing import Any
 REDACTED = "***REDACTED***"
 _SECRET_KEY = re.compile(r"(api[_-]?key|apikey|token|secret|password|passwd|credential|private[_-]?key)",
                          re.IGNORECASE)
+# "api_key: abc" / "token=abc" inside a longer string (a YAML flow mapping on the command line)
+_INLINE_SECRET = re.compile(r"(?P<key>[\w.-]*(?:api[_-]?key|apikey|token|secret|password|passwd|credential)"
+                            r"[\w.-]*)(?P<sep>\s*[:=]\s*)(?P<value>[^,}\]\s]+)", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@",
                            re.IGNORECASE)
 
@@ -17,8 +20,13 @@ def is_secret_key(key: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Mask the password of ``scheme://user:password@host`` URLs inside ``text``."""
+    """Mask URL passwords (``scheme://user:password@host``) inside ``text``."""
     return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
+
+
+def _redact_arg(text: str) -> str:
+    text = redact_text(text)
+    return _INLINE_SECRET.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}", text)
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -44,11 +52,11 @@ def redact_argv(argv: list[str]) -> list[str]:
             continue
         if "=" in arg:
             k, _, v = arg.partition("=")
-            out.append(f"{k}={REDACTED}" if is_secret_key(k) and v else redact_text(arg))
+            out.append(f"{k}={REDACTED}" if is_secret_key(k) and v else f"{k}={_redact_arg(v)}")
             continue
         if arg.startswith("--") and is_secret_key(arg):
             hide_next = True
-        out.append(redact_text(arg))
+        out.append(_redact_arg(arg))
     return out
 
 

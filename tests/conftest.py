@@ -1,0 +1,48 @@
+"""Shared helpers for the cross-package tests. The ``hookforge.testing`` fixtures
+(``hookforge_cli``, ``tiny_config``, ``hookforge_register``, ``hookforge_tmp``) come from the
+pytest11 entry point of the core distribution."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+IRIS_CSV = ROOT / "examples" / "data" / "iris.csv"
+QUICKSTART = ROOT / "configs" / "quickstart.yaml"
+
+os.environ.setdefault("HOOKFORGE_PROGRESS", "0")
+
+
+PLUGINS_DIR = ROOT / "tests" / "plugins"
+
+
+def fake_distribution(site: Path, name: str, entry_points: str,
+                      modules: dict[str, str] | None = None) -> Path:
+    """A minimal installed distribution (dist-info + modules) in ``site``, to put on PYTHONPATH."""
+    info = site / f"{name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    for module, source in (modules or {}).items():
+        (site / f"{module}.py").write_text(source)
+    return site
+
+
+@pytest.fixture
+def test_plugins_env(tmp_path):
+    """Environment that makes the modules in tests/plugins/ installed plugins for subprocesses."""
+    site = fake_distribution(
+        tmp_path / "test-plugins-site", "hookforge-test-plugins",
+        "[hookforge.models]\ncrashing = faulty:Crashing\ninterrupting = faulty:Interrupting\n"
+        "majority = majority:Majority\n")
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(PLUGINS_DIR)])}
+
+
+@pytest.fixture
+def quickstart(tiny_config):
+    """A quickstart-like config dict: the example centroid model on the bundled iris CSV."""
+    return tiny_config(data={"name": "csv", "path": str(IRIS_CSV), "target": "species"},
+                       model={"name": "centroid"})

@@ -1,0 +1,29 @@
+"""Models that fail on purpose, for the run-lifecycle tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from majority import Majority
+
+
+class Crashing(Majority):
+    """Raises an unexpected error in the middle of fitting."""
+
+    def fit(self, run: Any, dataset: Any) -> None:
+        run.log_metrics({"loss": 1.0}, step=1, epoch=0)
+        raise RuntimeError("kaboom inside the model")
+
+
+class Interrupting(Majority):
+    """The first attempt receives Ctrl-C (SIGINT) while fitting; a resumed run trains normally."""
+
+    def fit(self, run: Any, dataset: Any) -> None:
+        if not run.resumed:
+            run.log_metrics({"loss": 1.0}, step=1, epoch=0)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        super().fit(run, dataset)

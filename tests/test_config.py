@@ -78,7 +78,7 @@ def test_unknown_plugin_lists_names_and_suggests():
 
 
 def test_missing_required_option():
-    with pytest.raises(ConfigError, match="missing required key 'data.path'"):
+    with pytest.raises(ConfigError, match=r"missing required key 'data\.path'"):
         load_config({"data": "csv", "model": "centroid"})
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import IRIS_CSV, QUICKSTART, ROOT, fake_distribution

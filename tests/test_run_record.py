@@ -190,7 +190,7 @@ def test_corrupt_checkpoint_is_detected(quickstart):
     with pytest.raises(CheckpointError, match="corrupt or was modified"):
         hookforge.Run.open(result.run_dir).evaluate(["test"])
     weights.unlink()
-    with pytest.raises(CheckpointError, match="centroid.json is missing"):
+    with pytest.raises(CheckpointError, match=r"centroid\.json is missing"):
         hookforge.Run.open(result.run_dir).evaluate(["test"])
 
 

@@ -49,16 +49,36 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from hookforge.components import (  # noqa: F401
-        Component, ComponentConfig, DataSource, Evaluator, Loop, Model, Searcher, Tracker,
+        Component,
+        ComponentConfig,
+        DataSource,
+        Evaluator,
+        Loop,
+        Model,
+        Searcher,
+        Tracker,
     )
     from hookforge.config import ResolvedConfig, load_config  # noqa: F401
     from hookforge.errors import (  # noqa: F401
-        CheckpointError, ConfigError, DataError, HookforgeError, PluginError, UsageError,
+        CheckpointError,
+        ConfigError,
+        DataError,
+        HookforgeError,
+        PluginError,
+        UsageError,
     )
     from hookforge.record import RunRecord  # noqa: F401
     from hookforge.run import Run, RunResult, train  # noqa: F401
     from hookforge.search import SearchSession  # noqa: F401
     from hookforge.types import (  # noqa: F401
-        CheckpointInfo, Dataset, DatasetInfo, EpochResult, FitResult, Predictions, SearchResult,
-        Split, StepResult, TrialResult,
+        CheckpointInfo,
+        Dataset,
+        DatasetInfo,
+        EpochResult,
+        FitResult,
+        Predictions,
+        SearchResult,
+        Split,
+        StepResult,
+        TrialResult,
     )

@@ -80,8 +80,8 @@ def hookforge_log_event(run: Run, event: str, payload: dict[str, Any]) -> None:
 @hookspec(firstresult=True)
 def hookforge_load_data(run: Run) -> Dataset:
     """Called once per run, after ``hookforge_run_start``, on the selected data source. Returns the
-    :class:`~hookforge.types.Dataset` with its splits (train, val, test where configured). First
-    result wins."""
+    :class:`~hookforge.types.Dataset` with its splits (train, val, test where configured).
+    First result wins."""
 
 
 @hookspec(firstresult=True)

@@ -70,7 +70,8 @@ class SearchSession:
         self.trackers = [spec.create() for spec in config.trackers]
         for tracker in self.trackers:  # study-level tracking (e.g. a parent run for nested trials)
             self.pm.register(tracker, name=f"tracker:{tracker.plugin_name}")
-        for plugin in plugins:
+        self.plugins = list(plugins)  # observers of the study and of every trial run
+        for plugin in self.plugins:
             self.pm.register(plugin)
 
     def search(self) -> SearchResult:
@@ -110,7 +111,8 @@ class SearchSession:
         reused = self._reuse(run_dir, parent, number, overrides, metric)
         if reused is not None:
             return reused
-        run = Run(config, run_dir=run_dir, plugins=plugins, command=self.command, parent=parent)
+        run = Run(config, run_dir=run_dir, plugins=[*self.plugins, *plugins], command=self.command,
+                  parent=parent)
         started = time.time()
         state, error = "complete", None
         try:

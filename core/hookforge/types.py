@@ -99,6 +99,9 @@ class Predictions:
         if y_pred.ndim == 2:  # multi-label: one column per label
             names = self.classes or [str(i) for i in range(y_pred.shape[1])]
             frame = pd.DataFrame({f"pred_{c}": y_pred[:, i] for i, c in enumerate(names)})
+        elif self.classes is not None and self.task == "classification" and y_pred.dtype.kind in "iu":
+            # labels are class indices internally; users get the original class labels back
+            frame = pd.DataFrame({"prediction": np.asarray(self.classes, dtype=object)[y_pred]})
         else:
             frame = pd.DataFrame({"prediction": y_pred})
         if self.scores is not None:

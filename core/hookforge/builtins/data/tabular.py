@@ -136,17 +136,20 @@ class TabularSource(DataSource):
                                     f"data.features")
                 X = X.assign(**{column: converted})
         values = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-        bad_rows = ~np.isfinite(values).all(axis=1) | X[self.config.categorical].isna().any(axis=1).to_numpy()
+        categorical_missing = X[self.config.categorical].isna().any(axis=1).to_numpy()
+        bad_rows = ~np.isfinite(values).all(axis=1) | categorical_missing
         all_nan = [c for c in X.columns if X[c].isna().all()]
         if all_nan:
             raise DataError(f"{self.describe()}: column '{all_nan[0]}' has no values (all missing)")
         if bad_rows.any():
-            policy = self.config.on_nan if drop_allowed else ("keep" if self.config.on_nan == "keep" else "error")
+            policy = self.config.on_nan
+            if not drop_allowed and policy == "drop":  # prediction rows are never dropped silently
+                policy = "error"
             if policy == "error":
                 row = int(np.flatnonzero(bad_rows)[0])
                 column = next(c for c in X.columns
-                              if c in numeric and not np.isfinite(values[row, numeric.index(c)])
-                              or c not in numeric and pd.isna(X[c].iloc[row]))
+                              if (c in numeric and not np.isfinite(values[row, numeric.index(c)]))
+                              or (c not in numeric and pd.isna(X[c].iloc[row])))
                 raise DataError(f"{self.describe()}: missing or infinite value in column "
                                 f"'{column}' (row {row + 1}); set data.on_nan=drop or keep")
             if policy == "drop":

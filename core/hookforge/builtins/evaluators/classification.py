@@ -43,7 +43,7 @@ class ClassificationEvaluator(Evaluator):
                         f"f1_{average}": float(f)})
         if self.config.per_class:
             per_class = skm.f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-            out.update({f"f1_class_{c}": float(v) for c, v in zip(classes, per_class)})
+            out.update({f"f1_class_{c}": float(v) for c, v in zip(classes, per_class, strict=True)})
         auroc = _macro_auroc(y_true, predictions.scores, labels)
         if auroc is not None:
             out["auroc_macro"] = auroc
@@ -67,7 +67,7 @@ class ClassificationEvaluator(Evaluator):
                         f"f1_{average}": float(f)})
         if self.config.per_class:
             per_label = skm.f1_score(y_true, y_pred, average=None, zero_division=0)
-            out.update({f"f1_class_{c}": float(v) for c, v in zip(names, per_label)})
+            out.update({f"f1_class_{c}": float(v) for c, v in zip(names, per_label, strict=True)})
         if predictions.scores is not None:
             present = [i for i in range(y_true.shape[1]) if 0 < y_true[:, i].sum() < len(y_true)]
             if present:

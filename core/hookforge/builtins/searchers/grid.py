@@ -45,7 +45,7 @@ class GridSearcher(Searcher):
         directory = session.study_dir
         trials = []
         for number, combo in enumerate(itertools.product(*(axes[k] for k in keys))):
-            trial = session.run_trial(dict(zip(keys, combo)), number=number,
+            trial = session.run_trial(dict(zip(keys, combo, strict=True)), number=number,
                                       directory=directory / "trials" / f"trial_{number:04d}",
                                       metric=self.config.metric)
             trials.append(trial)

@@ -44,7 +44,15 @@ from hookforge.record import (
     pid_alive,
     verify_checkpoint,
 )
-from hookforge.types import CheckpointInfo, Dataset, DatasetInfo, EpochResult, FitResult, StepResult
+from hookforge.types import (
+    CheckpointInfo,
+    Dataset,
+    DatasetInfo,
+    EpochResult,
+    FitResult,
+    Predictions,
+    StepResult,
+)
 
 log = logging.getLogger("hookforge")
 
@@ -329,16 +337,20 @@ class Run:
             results[split] = metrics
         return results
 
-    def score(self, model: Model, dataset: Dataset, split: str = "val") -> dict[str, float]:
+    def score(self, model: Model, dataset: Dataset, split: str = "val",
+              predictions: Predictions | None = None) -> dict[str, float]:
         """Scalar metrics of ``model`` on ``split`` from every evaluator, without recording them
-        (loops use it for validation during training)."""
-        metrics = _scalars(self._score(model, dataset, split, final=False))
+        (loops use it for validation during training). Pass ``predictions`` when the loop already
+        predicted the split (e.g. while computing the validation loss)."""
+        metrics = _scalars(self._score(model, dataset, split, final=False, predictions=predictions))
         metrics.pop("n_samples", None)
         return metrics
 
-    def _score(self, model: Model, dataset: Dataset, split: str, *, final: bool) -> dict[str, Any]:
+    def _score(self, model: Model, dataset: Dataset, split: str, *, final: bool,
+               predictions: Predictions | None = None) -> dict[str, Any]:
         part = dataset.split(split)
-        predictions = self.hook.hookforge_predict(run=self, model=model, inputs=part.X)
+        if predictions is None:
+            predictions = self.hook.hookforge_predict(run=self, model=model, inputs=part.X)
         predictions.y_true = part.y
         metrics: dict[str, Any] = {}
         for answer in reversed(self.hook.hookforge_evaluate(run=self, split=split,

@@ -7,32 +7,20 @@ directory as splits.json so that evaluation and resume see exactly the same rows
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from hookforge.components import ComponentConfig, DataSource
 from hookforge.errors import DataError, did_you_mean
+from hookforge.splits import SplitConfig, fingerprint_bytes, seeded_split
 from hookforge.types import Dataset, DatasetInfo, Split
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from hookforge.run import Run
-
-
-class SplitConfig(ComponentConfig):
-    val: float = Field(0.15, ge=0, lt=1, description="fraction of rows for validation")
-    test: float = Field(0.15, ge=0, lt=1, description="fraction of rows for the test split")
-    stratify: bool = Field(True, description="keep class proportions in every split (classification)")
-
-    @model_validator(mode="after")
-    def _fractions_leave_training_rows(self) -> SplitConfig:
-        if self.val + self.test >= 1:
-            raise ValueError(f"split.val + split.test must be below 1, got {self.val + self.test}")
-        return self
 
 
 class TabularConfig(ComponentConfig):
@@ -101,7 +89,8 @@ class TabularSource(DataSource):
                 raise DataError(f"{self.describe()}: target '{target}' is not numeric, so it "
                                 f"cannot be regressed; set data.task=classification") from None
         X = X.reset_index(drop=True)
-        splits = self._split(run, y, task, fingerprint=_fingerprint(frame))
+        splits = seeded_split(run, y, task, self.config.split, fingerprint=_fingerprint(frame),
+                              source=self.describe())
         info = DatasetInfo(task=task, classes=_plain(classes), feature_names=features,
                            target=target, n_features=len(features),
                            extra={"categorical": list(self.config.categorical),
@@ -156,42 +145,6 @@ class TabularSource(DataSource):
                 X = X[~bad_rows]
         return X
 
-    def _split(self, run: Run, y: Any, task: str, fingerprint: str) -> dict[str, Any]:
-        import numpy as np
-        from sklearn.model_selection import train_test_split
-
-        saved = run.record.read_json("splits.json") if run.record is not None else None
-        if saved is not None:
-            if saved.get("fingerprint") != fingerprint:
-                raise DataError(f"{self.describe()}: the data changed since this run split it "
-                                f"(splits.json fingerprint differs)")
-            return {k: np.asarray(v, dtype=np.int64) for k, v in saved["indices"].items()}
-        cfg = self.config.split
-        index = np.arange(len(y))
-        stratify = task == "classification" and cfg.stratify
-
-        def cut(idx: Any, fraction: float, labels: Any) -> tuple[Any, Any]:
-            if fraction <= 0:
-                return idx, idx[:0]
-            try:
-                return train_test_split(idx, test_size=fraction, random_state=run.seed,
-                                        stratify=labels if stratify else None)
-            except ValueError as exc:  # too few rows of a class to stratify, or too few rows
-                raise DataError(f"{self.describe()}: cannot split {len(idx)} rows "
-                                f"(val={cfg.val}, test={cfg.test}): {exc}") from None
-
-        rest, test = cut(index, cfg.test, y)
-        val_fraction = cfg.val / (1 - cfg.test) if cfg.test < 1 else 0
-        train, val = cut(rest, val_fraction, y[rest])
-        indices = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
-        if run.record is not None:
-            run.record.write_json("splits.json", {
-                "seed": run.seed, "fingerprint": fingerprint, "source": self.describe(),
-                "sizes": {k: len(v) for k, v in indices.items()},
-                "indices": {k: v.tolist() for k, v in indices.items()},
-            })
-        return indices
-
     # -- prediction inputs -----------------------------------------------------------------------
     def read_inputs(self, run: Run, path: Path) -> Any:
         frame = read_table(path)
@@ -227,8 +180,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 def _fingerprint(frame: pd.DataFrame) -> str:
     import pandas as pd
 
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return fingerprint_bytes(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
 
 
 def _plain(values: list[Any] | None) -> list[Any] | None:

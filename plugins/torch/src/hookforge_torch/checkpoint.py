@@ -1,0 +1,65 @@
+"""Checkpoint files that load without executing code: weights in safetensors, the training state
+(optimizer, scheduler, scaler, RNGs, progress) in a torch file read with ``weights_only=True``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hookforge.errors import CheckpointError
+
+WEIGHTS = "model.safetensors"
+TRAINING_STATE = "training_state.pt"
+
+
+def save_weights(module: torch.nn.Module, directory: Path, extra: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    # Tied or shared tensors are stored once by safetensors; contiguous copies keep it simple.
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS), metadata=extra or {})
+
+
+def load_weights(module: torch.nn.Module, directory: Path) -> None:
+    """Load weights strictly, naming the first parameter that is missing, unexpected or of
+    another shape (a checkpoint from a different model)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = directory / WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"{directory} has no {WEIGHTS}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is truncated or corrupt: {exc}") from None
+    expected = module.state_dict()
+    for name, tensor in expected.items():
+        if name not in state:
+            raise CheckpointError(f"{path} does not fit this model: parameter '{name}' is missing "
+                                  f"(was it saved by another model or config?)")
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{path} does not fit this model: parameter '{name}' has shape "
+                                  f"{tuple(state[name].shape)} in the checkpoint, "
+                                  f"{tuple(tensor.shape)} in the model")
+    unexpected = sorted(set(state) - set(expected))
+    if unexpected:
+        raise CheckpointError(f"{path} does not fit this model: unexpected parameter "
+                              f"'{unexpected[0]}'")
+    module.load_state_dict(state)
+
+
+def save_training_state(state: dict[str, Any], directory: Path) -> None:
+    torch.save(state, directory / TRAINING_STATE)
+
+
+def load_training_state(directory: Path) -> dict[str, Any]:
+    path = directory / TRAINING_STATE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory} has no {TRAINING_STATE}: it cannot be resumed") from None
+    except Exception as exc:  # torch raises several types for a torn or foreign file
+        raise CheckpointError(f"{path} is truncated or corrupt: {exc}") from None

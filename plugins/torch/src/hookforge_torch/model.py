@@ -1,0 +1,188 @@
+"""``TorchModel``: the base class of every neural model (MLP here; BERT, autoencoders, Mamba in
+their plugins). A subclass says how to create its ``torch.nn.Module``, how a batch becomes
+outputs and a loss, and how outputs become predictions; the supervised loop does the rest.
+
+Batches are dicts of tensors. The default data path suits array data (one ``x`` tensor per split,
+indexed per batch, which avoids DataLoader overhead for in-memory data); text and sequence models
+override :meth:`batch_plan` and :meth:`collate`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hookforge.components import Model
+from hookforge.errors import DataError
+from hookforge.types import Dataset, DatasetInfo, Predictions, Split
+
+if TYPE_CHECKING:  # pragma: no cover - torch and numpy are imported lazily (start-up stays fast)
+    import numpy as np
+    import torch
+
+
+class TorchModel(Model):
+    """A model trained by the ``supervised`` loop (its default)."""
+
+    default_loop = "supervised"
+
+    module: torch.nn.Module
+    info: DatasetInfo
+
+    # -- what subclasses implement ---------------------------------------------------------------
+    def create_module(self, info: DatasetInfo) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.module(batch["x"])
+
+    def compute_loss(self, batch: dict[str, Any], outputs: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (with ``class_weights``) for classification, MSE for regression."""
+        import torch.nn.functional as F
+
+        if self.info.task == "classification":
+            return F.cross_entropy(outputs.float(), batch["y"], weight=self.class_weights)
+        if self.info.task == "multilabel":
+            return F.binary_cross_entropy_with_logits(outputs.float(), batch["y"].float())
+        return F.mse_loss(outputs.float().squeeze(-1), batch["y"].float())
+
+    def to_predictions(self, outputs: torch.Tensor) -> Predictions:
+        """Outputs of a whole split (concatenated) -> predictions."""
+        import torch
+
+        outputs = outputs.float()
+        import numpy as np
+
+        if self.info.task == "classification":
+            scores = torch.softmax(outputs, dim=-1).numpy()
+            return Predictions(scores.argmax(axis=1), scores, classes=self.info.classes,
+                               task="classification")
+        if self.info.task == "multilabel":
+            scores = torch.sigmoid(outputs).numpy()
+            return Predictions((scores >= 0.5).astype(np.int64), scores, classes=self.info.classes,
+                               task="multilabel")
+        return Predictions(outputs.squeeze(-1).numpy(), task=self.info.task)
+
+    def validate_data(self, dataset: Dataset) -> None:
+        """Check the data fits the model before training (labels in range...)."""
+
+    # -- building and moving ---------------------------------------------------------------------
+    def build(self, run: Any, dataset: Dataset) -> None:
+        import torch
+
+        self.validate_data(dataset)
+        self.info = dataset.info
+        torch.manual_seed(run.seed)  # the same seed gives the same initial weights
+        self.module = self.create_module(dataset.info)
+        self.device = torch.device("cpu")
+        self.class_weights: torch.Tensor | None = None
+        self._tensors: dict[int, dict[str, torch.Tensor]] = {}
+
+    def to(self, device: Any) -> None:
+        self.module.to(device)
+        self.device = device
+        if self.class_weights is not None:
+            self.class_weights = self.class_weights.to(device)
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+
+    # -- data --------------------------------------------------------------------------------------
+    def inputs_tensor(self, inputs: Any) -> torch.Tensor:
+        import numpy as np
+        import torch
+
+        try:
+            array = np.asarray(inputs, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"inputs are not numeric: {exc}") from None
+        if not np.isfinite(array).all():
+            raise DataError("inputs contain NaN or infinite values")
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+    def tensors(self, split: Split) -> dict[str, torch.Tensor]:
+        """The split as tensors, converted once and cached."""
+        import numpy as np
+        import torch
+
+        key = id(split)
+        if key not in self._tensors:
+            tensors = {"x": self.inputs_tensor(split.X)}
+            if split.y is not None:
+                y = np.asarray(split.y)
+                tensors["y"] = torch.from_numpy(y.astype(np.int64 if self.info.task == "classification"
+                                                         else np.float32))
+            self._tensors[key] = tensors
+        return self._tensors[key]
+
+    def num_examples(self, split: Split) -> int:
+        return len(split)
+
+    def batch_plan(self, split: Split, batch_size: int, *, seed: int, epoch: int, shuffle: bool,
+                   drop_last: bool = False) -> list[np.ndarray]:
+        """Row indices of every batch of one epoch. The order depends only on (seed, epoch), so a
+        resumed run replays exactly the batches an uninterrupted one would see."""
+        import numpy as np
+
+        n = self.num_examples(split)
+        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+
+    def collate(self, split: Split, indices: np.ndarray) -> dict[str, Any]:
+        import torch
+
+        index = torch.from_numpy(indices)
+        return {k: v.index_select(0, index) for k, v in self.tensors(split).items()}
+
+    # -- inference ---------------------------------------------------------------------------------
+    def run_split(self, split: Split, batch_size: int = 256,
+                  autocast: Any = None) -> tuple[float | None, Predictions]:
+        """Mean loss (when the split has targets) and predictions, in one pass in eval mode."""
+        from contextlib import nullcontext
+
+        import torch
+
+        from hookforge_torch.engine import to_device
+
+        was_training = self.module.training
+        self.module.eval()
+        outputs, loss_sum, count = [], torch.zeros((), dtype=torch.float64), 0
+        try:
+            with torch.no_grad():
+                for indices in self.batch_plan(split, batch_size, seed=0, epoch=0, shuffle=False):
+                    batch = to_device(self.collate(split, indices), self.device)
+                    with autocast or nullcontext():
+                        out = self.forward(batch)
+                        if "y" in batch:
+                            loss = self.compute_loss(batch, out).detach().double().cpu()
+                            loss_sum += loss * len(indices)
+                    count += len(indices)
+                    outputs.append(out.detach().float().cpu())
+        finally:
+            self.module.train(was_training)
+        predictions = self.to_predictions(torch.cat(outputs) if outputs else torch.empty(0))
+        has_targets = split.y is not None and count > 0
+        return (float(loss_sum) / count if has_targets else None), predictions
+
+    def predict(self, inputs: Any) -> Predictions:
+        return self.run_split(Split(inputs, None))[1]
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        from hookforge_torch.checkpoint import save_weights
+
+        save_weights(self.module, directory, {"model": self.plugin_name})
+
+    def load(self, directory: Path, info: DatasetInfo) -> None:
+        import torch
+
+        from hookforge_torch.checkpoint import load_weights
+
+        self.info = info
+        self.module = self.create_module(info)
+        self.device = torch.device("cpu")
+        self.class_weights = None
+        self._tensors = {}
+        load_weights(self.module, directory)
+        self.module.eval()

@@ -1,0 +1,387 @@
+"""The training engine behind the ``supervised`` loop.
+
+Exact resume is the design constraint: everything that decides what happens next is either a pure
+function of (seed, epoch) (the batch order) or saved in ``checkpoints/last`` (weights, optimizer,
+scheduler, scaler, every RNG, the position in the epoch, early-stopping and best-metric state, the
+partial loss accumulators). Checkpoints and interruption happen only at optimizer-step boundaries,
+so a resumed run replays exactly the steps an uninterrupted one would take.
+
+The hot path does no host-device synchronisation: the loss is accumulated in a tensor and read
+(``.item()``) only every ``run.log_every_n_steps`` steps, at checkpoints and at epoch ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hookforge.errors import DataError, RunInterrupted, UsageError
+from hookforge.progress import progress_bar
+from hookforge.search import default_direction
+from hookforge.types import FitResult
+from hookforge_torch import engine
+from hookforge_torch.checkpoint import load_training_state, save_training_state
+
+log = logging.getLogger("hookforge")
+
+
+class TrainingDiverged(UsageError):
+    """The loss became NaN or infinite."""
+
+
+def build_optimizer(cfg: Any, parameters: Any) -> torch.optim.Optimizer:
+    params = [p for p in parameters if p.requires_grad]
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
+    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+
+
+def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+    """Warmup (linear from ~0) then the chosen schedule, composed from torch's schedulers."""
+    schedulers = torch.optim.lr_scheduler
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total_steps)
+    warmup = min(warmup, max(total_steps - 1, 0))
+    rest = max(1, total_steps - warmup)
+    if cfg.name == "linear":
+        main = schedulers.LinearLR(optimizer, 1.0, 0.0, total_iters=rest)
+    elif cfg.name == "cosine":
+        main = schedulers.CosineAnnealingLR(optimizer, T_max=rest)
+    elif cfg.name == "cosine_with_restarts":
+        main = schedulers.CosineAnnealingWarmRestarts(optimizer, T_0=math.ceil(rest / cfg.num_cycles))
+    else:
+        main = schedulers.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup == 0:
+        return main
+    warm = schedulers.LinearLR(optimizer, 1e-8, 1.0, total_iters=warmup)
+    return schedulers.SequentialLR(optimizer, [warm, main], milestones=[warmup])
+
+
+def _direction(mode: str, metric: str) -> str:
+    if mode == "auto":
+        return "min" if default_direction(metric) == "minimize" else "max"
+    return mode
+
+
+class Trainer:
+    """One training run of a TorchModel (built by :class:`~hookforge_torch.loop.SupervisedLoop`)."""
+
+    def __init__(self, cfg: Any, run: Any, model: Any, dataset: Any) -> None:
+        self.cfg, self.run, self.model, self.dataset = cfg, run, model, dataset
+        engine.seed_everything(run.seed, cfg.deterministic)
+        self.device = engine.resolve_device(cfg.device)
+        self.train_split = dataset.split("train")
+        self.val_split = dataset.splits.get("val")
+        n_train = model.num_examples(self.train_split)
+        if cfg.batch_size > n_train:
+            raise DataError(f"loop.batch_size {cfg.batch_size} is larger than the training split "
+                            f"({n_train} examples)")
+        self.eval_batch_size = cfg.eval_batch_size or cfg.batch_size * 4
+        model.to(self.device)
+        self._set_class_weights()
+        self.batches_per_epoch = len(self._plan(0))
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.gradient_accumulation)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.optimizer = build_optimizer(cfg.optimizer, model.module.parameters())
+        self.scheduler = build_scheduler(cfg.scheduler, self.optimizer, self.total_steps)
+        amp = cfg.amp
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=amp.enabled and amp.dtype == "float16" and self.device.type == "cuda")
+        self.monitor = cfg.monitor if self.val_split is not None or not cfg.monitor.startswith("val/") \
+            else "train/loss"
+        self.monitor_mode = _direction(cfg.monitor_mode, self.monitor)
+        es = cfg.early_stopping
+        self.es_metric = es.metric
+        self.es_mode = _direction(es.mode, es.metric) if es.metric else "min"
+        # progress and state that a checkpoint must carry
+        self.epoch = 0
+        self.batch = 0  # next batch of the current epoch
+        self.step = 0  # optimizer steps so far
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.es_best: float | None = None
+        self.es_bad = 0
+        self.window_loss = torch.zeros((), device=self.device)
+        self.window_batches = 0
+        self.epoch_loss = torch.zeros((), device=self.device)
+        self.epoch_batches = 0
+        self.epoch_examples = 0
+        self.epoch_seconds = 0.0
+        self.last_saved_step = -1
+        self._interrupted = False
+        if run.resume_from is not None:
+            self._restore(run.resume_from.path)
+        run.emit("trainer", device=str(self.device), trainable_parameters=model.trainable_parameters(),
+                 steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+                 amp=amp.dtype if amp.enabled else None)
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def _plan(self, epoch: int) -> list[Any]:
+        return self.model.batch_plan(self.train_split, self.cfg.batch_size, seed=self.run.seed,
+                                     epoch=epoch, shuffle=self.cfg.shuffle,
+                                     drop_last=self.cfg.drop_last)
+
+    def _set_class_weights(self) -> None:
+        weights = self.cfg.class_weights
+        if weights == "none" or self.dataset.task != "classification":
+            return
+        n_classes = len(self.dataset.info.classes)
+        if weights == "balanced":
+            import numpy as np
+
+            counts = np.bincount(np.asarray(self.train_split.y), minlength=n_classes).astype(float)
+            values = counts.sum() / (n_classes * np.maximum(counts, 1))
+        else:
+            if len(weights) != n_classes:
+                raise DataError(f"loop.class_weights has {len(weights)} values but the data has "
+                                f"{n_classes} classes")
+            values = weights
+        self.model.class_weights = torch.tensor(values, dtype=torch.float32, device=self.device)
+
+    def _autocast(self) -> Any:
+        return engine.autocast(self.device, self.cfg.amp.enabled, self.cfg.amp.dtype)
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def train(self) -> FitResult:
+        run, cfg = self.run, self.cfg
+        previous = self._install_signal_handlers()
+        try:
+            with progress_bar(run, self.total_steps, run.name) as bar:
+                bar.advance(self.step)
+                while self.epoch < cfg.epochs and not run.should_stop:
+                    self._train_epoch(bar)
+                    if run.should_stop or self.epoch >= cfg.epochs:
+                        break
+        finally:
+            self._restore_signal_handlers(previous)
+        self._load_best()
+        return FitResult(epochs=self.epoch, steps=self.step, best_metric=self.best_value,
+                         best_epoch=self.best_epoch, stop_reason=run.stop_reason,
+                         extra={"monitor": self.monitor})
+
+    def _train_epoch(self, bar: Any) -> None:
+        run, cfg, model = self.run, self.cfg, self.model
+        if self.batch == 0:
+            run.hook.hookforge_before_epoch(run=run, epoch=self.epoch)
+        plan = self._plan(self.epoch)
+        accumulate = cfg.gradient_accumulation
+        module, optimizer, scaler = model.module, self.optimizer, self.scaler
+        module.train()
+        started = time.perf_counter()
+        log_every = run.log_every_n_steps
+        for b in range(self.batch, len(plan)):
+            indices = plan[b]
+            batch = engine.to_device(model.collate(self.train_split, indices), self.device)
+            group_start = (b // accumulate) * accumulate
+            group_size = min(accumulate, len(plan) - group_start)
+            with self._autocast():
+                outputs = model.forward(batch)
+                loss = model.compute_loss(batch, outputs)
+            scaler.scale(loss / group_size if group_size > 1 else loss).backward()
+            detached = loss.detach()
+            self.window_loss += detached
+            self.epoch_loss += detached
+            self.window_batches += 1
+            self.epoch_batches += 1
+            self.epoch_examples += len(indices)
+            if b - group_start + 1 < group_size:
+                continue  # accumulate more micro-batches before stepping
+            if cfg.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self.step += 1
+            self.batch = b + 1
+            if self.step % log_every == 0:
+                self._report_window(bar, log_every)
+            if cfg.val_every_n_steps and self.step % cfg.val_every_n_steps == 0 \
+                    and self.batch < len(plan):
+                self._validate_and_track(time.perf_counter() - started, epoch_end=False)
+                module.train()
+            if cfg.checkpoint_every_n_steps and self.step % cfg.checkpoint_every_n_steps == 0:
+                self.epoch_seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                self._save_last(periodic=True)
+            if self._interrupted:
+                self.epoch_seconds += time.perf_counter() - started
+                self._save_last()
+                raise RunInterrupted("interrupted")
+        self.epoch_seconds += time.perf_counter() - started
+        if self.window_batches:
+            self._report_window(bar, self.step % log_every or log_every)
+        self._validate_and_track(self.epoch_seconds, epoch_end=True)
+        self.epoch += 1
+        self.batch = 0
+        self.epoch_loss.zero_()
+        self.epoch_batches = self.epoch_examples = 0
+        self.epoch_seconds = 0.0
+        self._save_last()
+        if self._interrupted:
+            raise RunInterrupted("interrupted")
+
+    def _report_window(self, bar: Any, steps: int) -> None:
+        loss = float(self.window_loss) / max(self.window_batches, 1)  # the one sync per window
+        self._check_finite(loss)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.run.report_steps(self.step, self.epoch, {"loss": loss, "lr": lr})
+        bar.advance(steps, epoch=self.epoch + 1, loss=loss)
+        self.window_loss.zero_()
+        self.window_batches = 0
+
+    def _check_finite(self, loss: float) -> None:
+        if not math.isfinite(loss):
+            kept = (f"checkpoint 'last' from step {self.last_saved_step} is kept"
+                    if self.last_saved_step >= 0 else "no checkpoint was saved yet")
+            raise TrainingDiverged(
+                f"the training loss became {loss} around step {self.step} (epoch {self.epoch}); "
+                f"training stopped and {kept}. Lower loop.optimizer.lr, set loop.grad_clip, or "
+                f"check the data")
+
+    # -- validation, best checkpoint, early stopping -------------------------------------------------
+    def _validate_and_track(self, seconds: float, *, epoch_end: bool) -> None:
+        run = self.run
+        metrics: dict[str, float] = {}
+        if epoch_end and self.epoch_batches:
+            train_loss = float(self.epoch_loss) / self.epoch_batches
+            self._check_finite(train_loss)
+            metrics["train/loss"] = train_loss
+            metrics["train/samples_per_s"] = self.epoch_examples / max(seconds, 1e-9)
+            metrics["train/epoch_time_s"] = seconds
+            metrics["train/peak_memory_mb"] = engine.peak_memory_mb(self.device)
+        if self.val_split is not None:
+            val_loss, predictions = self.model.run_split(self.val_split, self.eval_batch_size,
+                                                         self._autocast())
+            if val_loss is not None:
+                metrics["val/loss"] = val_loss
+            for name, value in run.score(self.model, self.dataset, "val", predictions).items():
+                metrics[f"val/{name}"] = value
+        if epoch_end:
+            run.end_epoch(self.epoch, self.step, metrics, duration_s=seconds)
+            log.info("epoch %d/%d  %s", self.epoch + 1, self.cfg.epochs,
+                     "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()
+                               if k in ("train/loss", "val/loss", self.monitor)))
+        else:
+            run.log_metrics({k.split("/", 1)[1]: v for k, v in metrics.items()}, step=self.step,
+                            epoch=self.epoch, split="val")
+        self._track_best(metrics)
+        self._early_stopping(metrics)
+
+    def _better(self, value: float, best: float | None, mode: str, delta: float = 0.0) -> bool:
+        if best is None:
+            return True
+        return value < best - delta if mode == "min" else value > best + delta
+
+    def _track_best(self, metrics: dict[str, float]) -> None:
+        value = metrics.get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return
+        if self._better(value, self.best_value, self.monitor_mode):
+            self.best_value, self.best_epoch = value, self.epoch
+            self.run.save_checkpoint("best", self.model.save, epoch=self.epoch, step=self.step,
+                                     metric=value, extra={"monitor": self.monitor})
+
+    def _early_stopping(self, metrics: dict[str, float]) -> None:
+        if not self.es_metric:
+            return
+        value = metrics.get(self.es_metric)
+        if value is None:
+            available = ", ".join(sorted(metrics)) or "none"
+            raise UsageError(f"loop.early_stopping.metric '{self.es_metric}' is not logged; "
+                             f"logged: {available}")
+        if self._better(value, self.es_best, self.es_mode, self.cfg.early_stopping.min_delta):
+            self.es_best, self.es_bad = value, 0
+        else:
+            self.es_bad += 1
+            if self.es_bad >= self.cfg.early_stopping.patience:
+                self.run.request_stop("early_stopping")
+
+    # -- checkpoints and resume ------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": engine.rng_state(),
+            "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
+            "best": {"value": self.best_value, "epoch": self.best_epoch},
+            "early_stopping": {"best": self.es_best, "bad": self.es_bad},
+            "accumulators": {
+                "window_loss": self.window_loss.detach().cpu(), "window_batches": self.window_batches,
+                "epoch_loss": self.epoch_loss.detach().cpu(), "epoch_batches": self.epoch_batches,
+                "epoch_examples": self.epoch_examples, "epoch_seconds": self.epoch_seconds,
+            },
+        }
+
+    def _save_last(self, periodic: bool = False) -> None:
+        if self.window_batches:  # never checkpoint weights that already diverged
+            self._check_finite(float(self.window_loss))
+        state = self._state()
+
+        def fill(directory: Path) -> None:
+            self.model.save(directory)
+            save_training_state(state, directory)
+
+        info = self.run.save_checkpoint("last", fill, epoch=self.epoch, step=self.step)
+        self.last_saved_step = self.step
+        if periodic and self.cfg.keep_last_n:
+            self.run.save_checkpoint(f"step-{self.step}", epoch=self.epoch, step=self.step,
+                                     source=info.path)
+            self.run.record.prune_checkpoints("step-", self.cfg.keep_last_n)
+
+    def _restore(self, directory: Path) -> None:
+        from hookforge_torch.checkpoint import load_weights
+
+        state = load_training_state(directory)
+        load_weights(self.model.module, directory)
+        self.model.module.to(self.device)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        progress = state["progress"]
+        self.epoch, self.batch, self.step = progress["epoch"], progress["batch"], progress["step"]
+        self.best_value, self.best_epoch = state["best"]["value"], state["best"]["epoch"]
+        self.es_best, self.es_bad = state["early_stopping"]["best"], state["early_stopping"]["bad"]
+        acc = state["accumulators"]
+        self.window_loss = acc["window_loss"].to(self.device)
+        self.epoch_loss = acc["epoch_loss"].to(self.device)
+        self.window_batches, self.epoch_batches = acc["window_batches"], acc["epoch_batches"]
+        self.epoch_examples, self.epoch_seconds = acc["epoch_examples"], acc["epoch_seconds"]
+        self.last_saved_step = self.step
+        engine.set_rng_state(state["rng"])
+        log.info("resuming at epoch %d, batch %d (step %d)", self.epoch + 1, self.batch, self.step)
+
+    def _load_best(self) -> None:
+        """Leave the model in its best state, as the loop contract asks."""
+        best = self.run.record.checkpoint_dir("best")
+        if best is not None:
+            from hookforge_torch.checkpoint import load_weights
+
+            load_weights(self.model.module, best)
+
+    # -- Ctrl-C: finish the step, save 'last', then stop -------------------------------------------------
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def request(signum: int, frame: Any) -> None:
+            if self._interrupted:  # a second Ctrl-C stops at once
+                raise KeyboardInterrupt
+            self._interrupted = True
+            log.warning("interrupt received: saving 'last' after this step (again to stop now)")
+
+        return {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

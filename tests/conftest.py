@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from hookforge.testing import install_fake_distribution
+
 ROOT = Path(__file__).resolve().parents[1]
 IRIS_CSV = ROOT / "examples" / "data" / "iris.csv"
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
@@ -22,13 +24,15 @@ PLUGINS_DIR = ROOT / "tests" / "plugins"
 def fake_distribution(site: Path, name: str, entry_points: str,
                       modules: dict[str, str] | None = None) -> Path:
     """A minimal installed distribution (dist-info + modules) in ``site``, to put on PYTHONPATH."""
-    info = site / f"{name.replace('-', '_')}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(entry_points)
-    for module, source in (modules or {}).items():
-        (site / f"{module}.py").write_text(source)
-    return site
+    groups: dict[str, dict[str, str]] = {}
+    group = ""
+    for line in entry_points.splitlines():
+        if line.startswith("["):
+            group = line.strip("[]")
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            groups.setdefault(group, {})[key.strip()] = value.strip()
+    return install_fake_distribution(site, name, groups, modules)
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ Fixtures:
   directory) with the given sections merged in.
 * ``hookforge_cli(*args)``: run the real ``hookforge`` command in a subprocess; returns the
   ``CompletedProcess`` (``returncode``, ``stdout``, ``stderr``).
+* ``hookforge_installed(entry_points, paths)``: make modules look installed as plugins to a
+  subprocess (a dist-info with those entry points); returns the environment to pass to
+  ``hookforge_cli(..., env=...)``.
 """
 
 from __future__ import annotations
@@ -63,6 +66,31 @@ def tiny_config(hookforge_tmp: Path) -> Callable[..., dict[str, Any]]:
         return _merge(base, sections)
 
     return make
+
+
+def install_fake_distribution(site: Path, name: str, entry_points: dict[str, dict[str, str]],
+                              modules: dict[str, str] | None = None, version: str = "0.1") -> Path:
+    """Write a minimal installed distribution into ``site``: METADATA, entry_points.txt (group ->
+    {name: "module:attr"}) and optional module sources. Put ``site`` on PYTHONPATH to use it."""
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    text = "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in items.items())
+                   for group, items in entry_points.items())
+    (info / "entry_points.txt").write_text(text)
+    for module, source in (modules or {}).items():
+        (site / f"{module}.py").write_text(source)
+    return site
+
+
+@pytest.fixture
+def hookforge_installed(tmp_path: Path) -> Callable[..., dict[str, str]]:
+    def install(entry_points: dict[str, dict[str, str]], paths: list[str | Path] = (),
+                name: str = "hookforge-test-plugins") -> dict[str, str]:
+        site = install_fake_distribution(tmp_path / f"site-{name}", name, entry_points)
+        return {"PYTHONPATH": os.pathsep.join([str(site), *map(str, paths)])}
+
+    return install
 
 
 @pytest.fixture

@@ -160,6 +160,12 @@ def resolve(raw: dict[str, Any], *, source: str = "<config>",
                               f"with `{section}.name=NAME` or --{section} NAME; available: "
                               f"{', '.join(registry.names(kind)) or 'none'})")
     resolved = ResolvedConfig(run=run, source=source)
+    if isinstance(config.get("model"), dict) and isinstance(config.get("loop"), dict) \
+            and "name" not in config["loop"]:
+        # `loop.epochs=5` alone configures the model's default loop
+        model_cls = _component("model", config["model"], "model", source).cls
+        if getattr(model_cls, "default_loop", None):
+            config["loop"] = {"name": model_cls.default_loop, **config["loop"]}
     for section in ("data", "model", "loop", "searcher"):
         if config.get(section):
             setattr(resolved, section, _component(SECTIONS[section], config[section], section,

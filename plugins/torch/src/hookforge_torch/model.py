@@ -76,7 +76,7 @@ class TorchModel(Model):
         self.module = self.create_module(dataset.info)
         self.device = torch.device("cpu")
         self.class_weights: torch.Tensor | None = None
-        self._tensors: dict[int, dict[str, torch.Tensor]] = {}
+        self._tensors: dict[int, tuple[Split, dict[str, torch.Tensor]]] = {}
 
     def to(self, device: Any) -> None:
         self.module.to(device)
@@ -100,20 +100,23 @@ class TorchModel(Model):
             raise DataError("inputs contain NaN or infinite values")
         return torch.from_numpy(np.ascontiguousarray(array))
 
-    def tensors(self, split: Split) -> dict[str, torch.Tensor]:
-        """The split as tensors, converted once and cached."""
+    def tensors(self, split: Split, cache: bool = True) -> dict[str, torch.Tensor]:
+        """The split as tensors, converted once. The cache holds the split itself, so an id can
+        never be reused by another split while its entry exists; one-off inputs skip the cache."""
         import numpy as np
         import torch
 
-        key = id(split)
-        if key not in self._tensors:
-            tensors = {"x": self.inputs_tensor(split.X)}
-            if split.y is not None:
-                y = np.asarray(split.y)
-                tensors["y"] = torch.from_numpy(y.astype(np.int64 if self.info.task == "classification"
-                                                         else np.float32))
-            self._tensors[key] = tensors
-        return self._tensors[key]
+        cached = self._tensors.get(id(split))
+        if cached is not None and cached[0] is split:
+            return cached[1]
+        tensors = {"x": self.inputs_tensor(split.X)}
+        if split.y is not None:
+            y = np.asarray(split.y)
+            tensors["y"] = torch.from_numpy(y.astype(np.int64 if self.info.task == "classification"
+                                                     else np.float32))
+        if cache:
+            self._tensors[id(split)] = (split, tensors)
+        return tensors
 
     def num_examples(self, split: Split) -> int:
         return len(split)
@@ -129,15 +132,15 @@ class TorchModel(Model):
         stop = n - n % batch_size if drop_last else n
         return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
 
-    def collate(self, split: Split, indices: np.ndarray) -> dict[str, Any]:
+    def collate(self, split: Split, indices: np.ndarray, cache: bool = True) -> dict[str, Any]:
         import torch
 
         index = torch.from_numpy(indices)
-        return {k: v.index_select(0, index) for k, v in self.tensors(split).items()}
+        return {k: v.index_select(0, index) for k, v in self.tensors(split, cache).items()}
 
     # -- inference ---------------------------------------------------------------------------------
-    def run_split(self, split: Split, batch_size: int = 256,
-                  autocast: Any = None) -> tuple[float | None, Predictions]:
+    def run_split(self, split: Split, batch_size: int = 256, autocast: Any = None,
+                  cache: bool = True) -> tuple[float | None, Predictions]:
         """Mean loss (when the split has targets) and predictions, in one pass in eval mode."""
         from contextlib import nullcontext
 
@@ -151,7 +154,7 @@ class TorchModel(Model):
         try:
             with torch.no_grad():
                 for indices in self.batch_plan(split, batch_size, seed=0, epoch=0, shuffle=False):
-                    batch = to_device(self.collate(split, indices), self.device)
+                    batch = to_device(self.collate(split, indices, cache), self.device)
                     with autocast or nullcontext():
                         out = self.forward(batch)
                         if "y" in batch:
@@ -166,7 +169,7 @@ class TorchModel(Model):
         return (float(loss_sum) / count if has_targets else None), predictions
 
     def predict(self, inputs: Any) -> Predictions:
-        return self.run_split(Split(inputs, None))[1]
+        return self.run_split(Split(inputs, None), cache=False)[1]
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -6,8 +6,9 @@ scheduler, scaler, every RNG, the position in the epoch, early-stopping and best
 partial loss accumulators). Checkpoints and interruption happen only at optimizer-step boundaries,
 so a resumed run replays exactly the steps an uninterrupted one would take.
 
-The hot path does no host-device synchronisation: the loss is accumulated in a tensor and read
-(``.item()``) only every ``run.log_every_n_steps`` steps, at checkpoints and at epoch ends.
+The hot path does no host-device synchronisation: each step's detached loss is appended to a list
+that is summed and read only every ``run.log_every_n_steps`` steps, at checkpoints and at epoch
+ends (a list append costs less than an in-place tensor add on CPU).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer, total_steps: int
         main = schedulers.CosineAnnealingLR(optimizer, T_max=rest)
     elif cfg.name == "cosine_with_restarts":
         main = schedulers.CosineAnnealingWarmRestarts(optimizer, T_0=math.ceil(rest / cfg.num_cycles))
+    elif warmup == 0:
+        return None  # a constant rate needs no scheduler (and no per-step call)
     else:
         main = schedulers.ConstantLR(optimizer, factor=1.0, total_iters=0)
     if warmup == 0:
@@ -95,6 +98,7 @@ class Trainer:
         amp = cfg.amp
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=amp.enabled and amp.dtype == "float16" and self.device.type == "cuda")
+        self.use_scaler = self.scaler.is_enabled()
         self.monitor = cfg.monitor if self.val_split is not None or not cfg.monitor.startswith("val/") \
             else "train/loss"
         self.monitor_mode = _direction(cfg.monitor_mode, self.monitor)
@@ -109,9 +113,8 @@ class Trainer:
         self.best_epoch: int | None = None
         self.es_best: float | None = None
         self.es_bad = 0
-        self.window_loss = torch.zeros((), device=self.device)
-        self.window_batches = 0
-        self.epoch_loss = torch.zeros((), device=self.device)
+        self.pending: list[torch.Tensor] = []  # detached losses since the last report (no sync)
+        self.epoch_loss_sum = 0.0
         self.epoch_batches = 0
         self.epoch_examples = 0
         self.epoch_seconds = 0.0
@@ -156,6 +159,7 @@ class Trainer:
         try:
             with progress_bar(run, self.total_steps, run.name) as bar:
                 bar.advance(self.step)
+                self._shown_step = self.step
                 while self.epoch < cfg.epochs and not run.should_stop:
                     self._train_epoch(bar)
                     if run.should_stop or self.epoch >= cfg.epochs:
@@ -172,44 +176,53 @@ class Trainer:
         if self.batch == 0:
             run.hook.hookforge_before_epoch(run=run, epoch=self.epoch)
         plan = self._plan(self.epoch)
-        accumulate = cfg.gradient_accumulation
-        module, optimizer, scaler = model.module, self.optimizer, self.scaler
+        # Everything the per-step path touches, looked up once (this loop is the hot path).
+        module, optimizer, scaler, scheduler = model.module, self.optimizer, self.scaler, self.scheduler
+        use_scaler, pending, split, device = self.use_scaler, self.pending, self.train_split, self.device
+        accumulate, grad_clip = cfg.gradient_accumulation, cfg.grad_clip
+        val_every, checkpoint_every = cfg.val_every_n_steps, cfg.checkpoint_every_n_steps
+        log_every, n_batches = run.log_every_n_steps, len(plan)
+        forward, compute_loss, collate = model.forward, model.compute_loss, model.collate
+        on_cpu = device.type == "cpu"
+        amp_context = self._autocast()  # reusable: entered once per step
         module.train()
         started = time.perf_counter()
-        log_every = run.log_every_n_steps
-        for b in range(self.batch, len(plan)):
+        for b in range(self.batch, n_batches):
             indices = plan[b]
-            batch = engine.to_device(model.collate(self.train_split, indices), self.device)
-            group_start = (b // accumulate) * accumulate
-            group_size = min(accumulate, len(plan) - group_start)
-            with self._autocast():
-                outputs = model.forward(batch)
-                loss = model.compute_loss(batch, outputs)
-            scaler.scale(loss / group_size if group_size > 1 else loss).backward()
-            detached = loss.detach()
-            self.window_loss += detached
-            self.epoch_loss += detached
-            self.window_batches += 1
-            self.epoch_batches += 1
+            batch = collate(split, indices)
+            if not on_cpu:
+                batch = engine.to_device(batch, device)
+            group_start = b - b % accumulate
+            group_size = min(accumulate, n_batches - group_start)
+            with amp_context:
+                loss = compute_loss(batch, forward(batch))
+            scaled = loss / group_size if group_size > 1 else loss
+            (scaler.scale(scaled) if use_scaler else scaled).backward()
+            pending.append(loss.detach())
             self.epoch_examples += len(indices)
             if b - group_start + 1 < group_size:
                 continue  # accumulate more micro-batches before stepping
-            if cfg.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            if use_scaler:
+                if grad_clip is not None:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
+            if scheduler is not None:
+                scheduler.step()
             self.step += 1
             self.batch = b + 1
             if self.step % log_every == 0:
-                self._report_window(bar, log_every)
-            if cfg.val_every_n_steps and self.step % cfg.val_every_n_steps == 0 \
-                    and self.batch < len(plan):
+                self._report_window(bar)
+            if val_every and self.step % val_every == 0 and self.batch < n_batches:
                 self._validate_and_track(time.perf_counter() - started, epoch_end=False)
                 module.train()
-            if cfg.checkpoint_every_n_steps and self.step % cfg.checkpoint_every_n_steps == 0:
+            if checkpoint_every and self.step % checkpoint_every == 0:
                 self.epoch_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 self._save_last(periodic=True)
@@ -218,26 +231,30 @@ class Trainer:
                 self._save_last()
                 raise RunInterrupted("interrupted")
         self.epoch_seconds += time.perf_counter() - started
-        if self.window_batches:
-            self._report_window(bar, self.step % log_every or log_every)
+        if pending:
+            self._report_window(bar)
         self._validate_and_track(self.epoch_seconds, epoch_end=True)
         self.epoch += 1
         self.batch = 0
-        self.epoch_loss.zero_()
+        self.epoch_loss_sum = 0.0
         self.epoch_batches = self.epoch_examples = 0
         self.epoch_seconds = 0.0
         self._save_last()
         if self._interrupted:
             raise RunInterrupted("interrupted")
 
-    def _report_window(self, bar: Any, steps: int) -> None:
-        loss = float(self.window_loss) / max(self.window_batches, 1)  # the one sync per window
+    def _report_window(self, bar: Any) -> None:
+        total = float(torch.stack(self.pending).sum())  # the one device sync per window
+        count = len(self.pending)
+        self.pending.clear()
+        self.epoch_loss_sum += total
+        self.epoch_batches += count
+        loss = total / count
         self._check_finite(loss)
         lr = self.optimizer.param_groups[0]["lr"]
         self.run.report_steps(self.step, self.epoch, {"loss": loss, "lr": lr})
-        bar.advance(steps, epoch=self.epoch + 1, loss=loss)
-        self.window_loss.zero_()
-        self.window_batches = 0
+        bar.advance(self.step - self._shown_step, epoch=self.epoch + 1, loss=loss)
+        self._shown_step = self.step
 
     def _check_finite(self, loss: float) -> None:
         if not math.isfinite(loss):
@@ -253,7 +270,7 @@ class Trainer:
         run = self.run
         metrics: dict[str, float] = {}
         if epoch_end and self.epoch_batches:
-            train_loss = float(self.epoch_loss) / self.epoch_batches
+            train_loss = self.epoch_loss_sum / self.epoch_batches
             self._check_finite(train_loss)
             metrics["train/loss"] = train_loss
             metrics["train/samples_per_s"] = self.epoch_examples / max(seconds, 1e-9)
@@ -310,22 +327,22 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
             "rng": engine.rng_state(),
             "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "best": {"value": self.best_value, "epoch": self.best_epoch},
             "early_stopping": {"best": self.es_best, "bad": self.es_bad},
             "accumulators": {
-                "window_loss": self.window_loss.detach().cpu(), "window_batches": self.window_batches,
-                "epoch_loss": self.epoch_loss.detach().cpu(), "epoch_batches": self.epoch_batches,
+                "pending": torch.stack(self.pending).cpu() if self.pending else torch.zeros(0),
+                "epoch_loss_sum": self.epoch_loss_sum, "epoch_batches": self.epoch_batches,
                 "epoch_examples": self.epoch_examples, "epoch_seconds": self.epoch_seconds,
             },
         }
 
     def _save_last(self, periodic: bool = False) -> None:
-        if self.window_batches:  # never checkpoint weights that already diverged
-            self._check_finite(float(self.window_loss))
+        if self.pending:  # never checkpoint weights that already diverged
+            self._check_finite(float(torch.stack(self.pending).sum()))
         state = self._state()
 
         def fill(directory: Path) -> None:
@@ -346,16 +363,16 @@ class Trainer:
         load_weights(self.model.module, directory)
         self.model.module.to(self.device)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         progress = state["progress"]
         self.epoch, self.batch, self.step = progress["epoch"], progress["batch"], progress["step"]
         self.best_value, self.best_epoch = state["best"]["value"], state["best"]["epoch"]
         self.es_best, self.es_bad = state["early_stopping"]["best"], state["early_stopping"]["bad"]
         acc = state["accumulators"]
-        self.window_loss = acc["window_loss"].to(self.device)
-        self.epoch_loss = acc["epoch_loss"].to(self.device)
-        self.window_batches, self.epoch_batches = acc["window_batches"], acc["epoch_batches"]
+        self.pending = list(acc["pending"].to(self.device).unbind(0))
+        self.epoch_loss_sum, self.epoch_batches = acc["epoch_loss_sum"], acc["epoch_batches"]
         self.epoch_examples, self.epoch_seconds = acc["epoch_examples"], acc["epoch_seconds"]
         self.last_saved_step = self.step
         engine.set_rng_state(state["rng"])

@@ -5,7 +5,7 @@ Each side runs in its own subprocess (so peak RSS is per side), sides interleave
 Time per step = the median over epochs after the first (warm-up) of epoch training time / steps.
 Targets (issue 3): ratio <= 1.02 for a ~1 ms step, <= 1.10 for a ~0.2 ms step.
 
-    .venv/bin/python benchmarks/loop_overhead.py [--repeats 4] [--epochs 8]
+    .venv/bin/python benchmarks/loop_overhead.py [--repeats 6] [--epochs 6]
 
 The machines are shared VMs: run-to-run noise of a few percent is normal, hence the interleaving.
 """
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 SIZES = {  # name -> (hidden layers, batch size): about 1 ms and 0.2 ms per step on 2 CPU cores
-    "1ms": ([512, 512], 256),
+    "1ms": ([320, 320], 128),
     "0.2ms": ([64], 32),
 }
 N_ROWS, N_FEATURES, N_CLASSES = 16384, 64, 10
@@ -105,8 +105,8 @@ def child(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--side", choices=["hookforge", "plain"])
     parser.add_argument("--size", choices=list(SIZES))
     parser.add_argument("--data")

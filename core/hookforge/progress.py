@@ -41,6 +41,8 @@ class _RichBar:
 def enabled(run: Any) -> bool:
     import os
 
+    if not getattr(run, "primary", True):  # one bar per distributed run, on rank 0
+        return False
     if os.environ.get("HOOKFORGE_PROGRESS") in ("0", "1"):
         return os.environ["HOOKFORGE_PROGRESS"] == "1"
     return bool(getattr(run.config.run, "progress", True)) and sys.stderr.isatty()

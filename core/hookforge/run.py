@@ -67,7 +67,7 @@ DEFAULT_EVALUATORS = {"classification": "classification", "multilabel": "classif
 class RunResult:
     """What :meth:`Run.fit` returns."""
 
-    run_dir: Path
+    run_dir: Path | None  # None on the non-primary processes of a distributed run
     status: str
     evaluation: dict[str, dict[str, Any]] = field(default_factory=dict)
     fit: FitResult | None = None
@@ -103,6 +103,11 @@ class Run:
         self.dataset: Dataset | None = None
         self.dataset_info: DatasetInfo | None = None
         self.state: dict[str, Any] = {}  # loops keep what they need between hooks here
+        # Under torchrun every process builds the run; only rank 0 writes the record and talks to
+        # trackers and hook-only plugins (the others train, and validate to stay in step).
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.primary = self.rank == 0
 
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
@@ -110,10 +115,10 @@ class Run:
         self.data = self._register(config.data)
         self.model: Any = self._register(config.model)
         self.loop = self._register(config.loop)
-        self.trackers = [self._register(spec) for spec in config.trackers]
+        self.trackers = [self._register(spec) for spec in config.trackers] if self.primary else []
         self.evaluators = [self._register(spec) for spec in config.evaluators]
         self.local = next((t for t in self.trackers if t.plugin_name == "local"), None)
-        for plugin in _hook_only_plugins():
+        for plugin in _hook_only_plugins() if self.primary else ():
             self.pm.register(plugin)
         for plugin in plugins:
             self.pm.register(plugin)
@@ -162,7 +167,7 @@ class Run:
         status = info.get("status")
         if status == "finished":
             raise UsageError(f"cannot resume {run_dir}: the run already finished")
-        if status == "running" and info.get("host") == socket.gethostname() \
+        if status == "running" and run.primary and info.get("host") == socket.gethostname() \
                 and info.get("pid") not in (None, os.getpid()) and pid_alive(int(info["pid"])):
             raise UsageError(f"cannot resume {run_dir}: it is still running (pid {info['pid']})")
         run.resumed = True
@@ -236,6 +241,8 @@ class Run:
         ``save``), or as a copy of the checkpoint directory ``source``."""
         if fill is None and source is None:
             fill = self.model.save
+        if not self.primary:
+            return None  # type: ignore[return-value]  # rank 0 writes the checkpoints
         if self.record is None:
             raise RuntimeError("save_checkpoint() needs a started run")
         info = self.record.save_checkpoint(tag, fill, epoch=epoch, step=step, metric=metric,
@@ -265,7 +272,7 @@ class Run:
                 if result is None:
                     raise PluginError(f"loop '{self.loop.plugin_name}' returned no FitResult")
                 self.hook.hookforge_after_fit(run=self, model=model, result=result)
-                if self.stop_reason != "pruned":  # a pruned trial's scores are not worth the time
+                if self.stop_reason != "pruned" and self.primary:  # pruned: not worth the time
                     splits = [s for s in ("val", "test") if s in dataset.splits]
                     evaluation = self.evaluate(splits, model=model, dataset=dataset,
                                                step=result.steps)
@@ -280,14 +287,15 @@ class Run:
             raise
         finally:
             self._close(status, result)
-        return RunResult(self.dir, status, evaluation, result)
+        return RunResult(self.record.path if self.record else None, status, evaluation, result)
 
     def load_data(self) -> Dataset:
         dataset = self.hook.hookforge_load_data(run=self)
         if dataset is None:
             raise PluginError(f"data source '{self.data.plugin_name}' returned no dataset")
         self.dataset, self.dataset_info = dataset, dataset.info
-        self.record.write_json("dataset.json", _info_dict(dataset.info))  # type: ignore[union-attr]
+        if self.primary:
+            self.record.write_json("dataset.json", _info_dict(dataset.info))  # type: ignore[union-attr]
         self._add_default_evaluators(dataset.info.task)
         self.emit("data_loaded", task=dataset.info.task,
                   sizes={name: len(part) for name, part in dataset.splits.items()})
@@ -401,6 +409,9 @@ class Run:
 
         import numpy as np
 
+        if not self.primary:
+            self._open_secondary()
+            return
         if self.record is None:
             self.record = RunRecord.create(self.config.run.output_dir, self.name, self._run_dir)
         elif not self.resumed:
@@ -410,11 +421,7 @@ class Run:
         np.random.seed(self.seed % 2**32)
         now = datetime.now().astimezone().isoformat(timespec="seconds")
         if self.resumed:
-            last = self.record.checkpoint_dir("last")
-            if last is not None:
-                meta = verify_checkpoint(last)
-                self.resume_from = CheckpointInfo("last", last, meta["epoch"], meta["step"],
-                                                  meta.get("metric"), meta.get("files", {}))
+            self.resume_from = self._resume_point()
             self.record.truncate_logs(after_step=self.resume_from.step if self.resume_from else -1)
             info = self.record.info()
             self.record.update_info(status="running", pid=os.getpid(), host=socket.gethostname(),
@@ -438,7 +445,28 @@ class Run:
             duration_s=None, pid=os.getpid(), host=socket.gethostname(), seed=self.seed,
             command=redact_argv(self.command), cwd=os.getcwd(), git=git_commit(),
             components=self._components(), versions=versions, parent=self.parent,
+            world_size=self.world_size,
         )
+
+    def _resume_point(self) -> CheckpointInfo | None:
+        last = self.record.checkpoint_dir("last") if self.record else None
+        if last is None:
+            return None
+        meta = verify_checkpoint(last)
+        return CheckpointInfo("last", last, meta["epoch"], meta["step"], meta.get("metric"),
+                              meta.get("files", {}))
+
+    def _open_secondary(self) -> None:
+        """A non-primary process of a distributed run: seed, and on resume find the checkpoint to
+        continue from; never write."""
+        import random
+
+        import numpy as np
+
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+        if self.resumed:
+            self.resume_from = self._resume_point()
 
     def _components(self) -> dict[str, Any]:
         c = self.config
@@ -454,6 +482,9 @@ class Run:
 
     def _close(self, status: str, result: FitResult | None) -> None:
         self.status = status
+        if not self.primary:
+            self.hook.hookforge_run_end(run=self, status=status)
+            return
         exc = sys.exc_info()[1]
         if self.local is not None:
             try:

@@ -186,8 +186,9 @@ def train(config_file: str | None, data: str | None, model: str | None, loop: st
                               trackers=trackers, evaluators=evaluators, run_dir=run_dir,
                               command=command)
     result = run.fit()
-    _print_evaluation(result.evaluation)
-    click.echo(f"run finished: {result.run_dir}")
+    if run.primary:
+        _print_evaluation(result.evaluation)
+        click.echo(f"run finished: {result.run_dir}")
 
 
 def _print_evaluation(evaluation: dict[str, dict[str, Any]]) -> None:

@@ -17,7 +17,9 @@ TRAINING_STATE = "training_state.pt"
 def save_weights(module: torch.nn.Module, directory: Path, extra: dict[str, str] | None = None) -> None:
     from safetensors.torch import save_file
 
-    # Tied or shared tensors are stored once by safetensors; contiguous copies keep it simple.
+    from hookforge_torch.engine import unwrap
+
+    module = unwrap(module)
     state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
     save_file(state, str(directory / WEIGHTS), metadata=extra or {})
 

@@ -14,9 +14,14 @@ from hookforge.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> the first CUDA device if there is one, else CPU; ``cuda:N`` is checked."""
+    """``auto`` -> a CUDA device if there is one (``LOCAL_RANK``'s under torchrun), else CPU;
+    ``cuda:N`` is checked."""
+    import os
+
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -80,6 +85,58 @@ def peak_memory_mb(device: torch.device) -> float:
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the module itself)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+class Distributed:
+    """The process group of a ``torchrun`` launch (gloo on CPU, NCCL on CUDA), or a single process."""
+
+    def __init__(self, device: torch.device) -> None:
+        import os
+
+        import torch.distributed as dist
+
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world_size > 1
+        self.owns_group = False
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            self.owns_group = True
+
+    def all_sum(self, *values: float) -> list[float]:
+        """Sum numbers over every process (one collective; used at reporting points only)."""
+        if not self.enabled:
+            return list(values)
+        import torch.distributed as dist
+
+        tensor = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def gather(self, value: Any) -> list[Any]:
+        if not self.enabled:
+            return [value]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
+    def close(self) -> None:
+        if self.owns_group:
+            import torch.distributed as dist
+
+            # Leave together: a process that tears its gloo connections down while another still
+            # uses them makes that one abort.
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

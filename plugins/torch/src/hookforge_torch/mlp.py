@@ -51,22 +51,22 @@ class MLP(TorchModel):
             train = dataset.split("train")
             x = np.asarray(train.X, dtype=np.float64)
             std = x.std(axis=0)
-            self.module.x_mean.copy_(torch.from_numpy(x.mean(axis=0)))
-            self.module.x_std.copy_(torch.from_numpy(np.where(std > 0, std, 1.0)))
+            self.net.x_mean.copy_(torch.from_numpy(x.mean(axis=0)))
+            self.net.x_std.copy_(torch.from_numpy(np.where(std > 0, std, 1.0)))
             if dataset.task == "regression":
                 y = np.asarray(train.y, dtype=np.float64)
-                self.module.y_mean.fill_(float(y.mean()))
-                self.module.y_std.fill_(float(y.std() or 1.0))
+                self.net.y_mean.fill_(float(y.mean()))
+                self.net.y_std.fill_(float(y.std() or 1.0))
 
     def compute_loss(self, batch: dict[str, Any], outputs: Any) -> Any:
         if self.info.task == "regression":  # learn standardized targets: better conditioned
             import torch.nn.functional as F
 
-            target = (batch["y"] - self.module.y_mean) / self.module.y_std
+            target = (batch["y"] - self.net.y_mean) / self.net.y_std
             return F.mse_loss(outputs.float().squeeze(-1), target.float())
         return super().compute_loss(batch, outputs)
 
     def to_predictions(self, outputs: Any) -> Any:
         if self.info.task == "regression":
-            outputs = outputs.float() * self.module.y_std.cpu() + self.module.y_mean.cpu()
+            outputs = outputs.float() * self.net.y_std.cpu() + self.net.y_mean.cpu()
         return super().to_predictions(outputs)

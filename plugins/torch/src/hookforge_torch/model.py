@@ -84,6 +84,13 @@ class TorchModel(Model):
         if self.class_weights is not None:
             self.class_weights = self.class_weights.to(device)
 
+    @property
+    def net(self) -> torch.nn.Module:
+        """The network itself, also while training wraps it (DistributedDataParallel)."""
+        from hookforge_torch.engine import unwrap
+
+        return unwrap(self.module)
+
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
 

@@ -81,12 +81,14 @@ class Trainer:
         self.cfg, self.run, self.model, self.dataset = cfg, run, model, dataset
         engine.seed_everything(run.seed, cfg.deterministic)
         self.device = engine.resolve_device(cfg.device)
+        self.dist = engine.Distributed(self.device)
         self.train_split = dataset.split("train")
         self.val_split = dataset.splits.get("val")
         n_train = model.num_examples(self.train_split)
-        if cfg.batch_size > n_train:
+        if cfg.batch_size * self.dist.world_size > n_train:
             raise DataError(f"loop.batch_size {cfg.batch_size} is larger than the training split "
-                            f"({n_train} examples)")
+                            f"({n_train} examples"
+                            + (f" over {self.dist.world_size} processes)" if self.dist.enabled else ")"))
         self.eval_batch_size = cfg.eval_batch_size or cfg.batch_size * 4
         model.to(self.device)
         self._set_class_weights()
@@ -119,7 +121,8 @@ class Trainer:
         self.epoch_examples = 0
         self.epoch_seconds = 0.0
         self.last_saved_step = -1
-        self._interrupted = False
+        self._interrupted = False  # set by the signal handler of this process
+        self._stop_agreed = False  # under DDP: every process agreed to stop (at reporting points)
         if run.resume_from is not None:
             self._restore(run.resume_from.path)
         run.emit("trainer", device=str(self.device), trainable_parameters=model.trainable_parameters(),
@@ -128,9 +131,15 @@ class Trainer:
 
     # -- set-up ------------------------------------------------------------------------------------
     def _plan(self, epoch: int) -> list[Any]:
-        return self.model.batch_plan(self.train_split, self.cfg.batch_size, seed=self.run.seed,
-                                     epoch=epoch, shuffle=self.cfg.shuffle,
+        """This process's batches of an epoch. Under DDP every process draws the same plan of
+        global batches (batch_size x world size) and takes its own slice of each."""
+        world = self.dist.world_size
+        plan = self.model.batch_plan(self.train_split, self.cfg.batch_size * world,
+                                     seed=self.run.seed, epoch=epoch, shuffle=self.cfg.shuffle,
                                      drop_last=self.cfg.drop_last)
+        if world == 1:
+            return plan
+        return [batch[self.dist.rank::world] for batch in plan if len(batch) >= world]
 
     def _set_class_weights(self) -> None:
         weights = self.cfg.class_weights
@@ -156,6 +165,18 @@ class Trainer:
     def train(self) -> FitResult:
         run, cfg = self.run, self.cfg
         previous = self._install_signal_handlers()
+        if self.dist.enabled:
+            import inspect
+
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Buffers (input statistics...) are synced once at start, not at every forward.
+            options = inspect.signature(DistributedDataParallel).parameters
+            no_buffer_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in options
+                              else {"broadcast_buffers": False})
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model.module = DistributedDataParallel(self.model.module, device_ids=device_ids,
+                                                        **no_buffer_sync)
         try:
             with progress_bar(run, self.total_steps, run.name) as bar:
                 bar.advance(self.step)
@@ -166,6 +187,8 @@ class Trainer:
                         break
         finally:
             self._restore_signal_handlers(previous)
+            self.model.module = engine.unwrap(self.model.module)
+            self.dist.close()
         self._load_best()
         return FitResult(epochs=self.epoch, steps=self.step, best_metric=self.best_value,
                          best_epoch=self.best_epoch, stop_reason=run.stop_reason,
@@ -226,27 +249,39 @@ class Trainer:
                 self.epoch_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 self._save_last(periodic=True)
-            if self._interrupted:
+            if self._interrupted if not self.dist.enabled else self._stop_agreed:
                 self.epoch_seconds += time.perf_counter() - started
-                self._save_last()
-                raise RunInterrupted("interrupted")
+                self._stop_interrupted()
         self.epoch_seconds += time.perf_counter() - started
         if pending:
             self._report_window(bar)
+        if self.dist.enabled:  # agree on Ctrl-C before the epoch-end checkpoint
+            self._stop_agreed = self.dist.all_sum(float(self._interrupted))[0] > 0
         self._validate_and_track(self.epoch_seconds, epoch_end=True)
         self.epoch += 1
         self.batch = 0
         self.epoch_loss_sum = 0.0
         self.epoch_batches = self.epoch_examples = 0
         self.epoch_seconds = 0.0
+        if self._interrupted if not self.dist.enabled else self._stop_agreed:
+            self._stop_interrupted()
         self._save_last()
-        if self._interrupted:
-            raise RunInterrupted("interrupted")
+
+    def _stop_interrupted(self) -> None:
+        self._save_last()
+        if self.dist.enabled and self.run.primary:
+            # torchrun stops the remaining workers once one exits with 130, possibly before the
+            # core marks the run: mark it here, after 'last' is safe.
+            self.run.record.update_info(status="interrupted")
+        raise RunInterrupted("interrupted")
 
     def _report_window(self, bar: Any) -> None:
         total = float(torch.stack(self.pending).sum())  # the one device sync per window
         count = len(self.pending)
         self.pending.clear()
+        if self.dist.enabled:  # one collective per window: mean over every process, stop flag
+            total, count, stop = self.dist.all_sum(total, count, float(self._interrupted))
+            self._stop_agreed = stop > 0
         self.epoch_loss_sum += total
         self.epoch_batches += count
         loss = total / count
@@ -273,7 +308,8 @@ class Trainer:
             train_loss = self.epoch_loss_sum / self.epoch_batches
             self._check_finite(train_loss)
             metrics["train/loss"] = train_loss
-            metrics["train/samples_per_s"] = self.epoch_examples / max(seconds, 1e-9)
+            examples = self.dist.all_sum(self.epoch_examples)[0]
+            metrics["train/samples_per_s"] = examples / max(seconds, 1e-9)
             metrics["train/epoch_time_s"] = seconds
             metrics["train/peak_memory_mb"] = engine.peak_memory_mb(self.device)
         if self.val_split is not None:
@@ -285,9 +321,10 @@ class Trainer:
                 metrics[f"val/{name}"] = value
         if epoch_end:
             run.end_epoch(self.epoch, self.step, metrics, duration_s=seconds)
-            log.info("epoch %d/%d  %s", self.epoch + 1, self.cfg.epochs,
-                     "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()
-                               if k in ("train/loss", "val/loss", self.monitor)))
+            if run.primary:
+                    log.info("epoch %d/%d  %s", self.epoch + 1, self.cfg.epochs,
+                         "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()
+                                   if k in ("train/loss", "val/loss", self.monitor)))
         else:
             run.log_metrics({k.split("/", 1)[1]: v for k, v in metrics.items()}, step=self.step,
                             epoch=self.epoch, split="val")
@@ -343,7 +380,12 @@ class Trainer:
     def _save_last(self, periodic: bool = False) -> None:
         if self.pending:  # never checkpoint weights that already diverged
             self._check_finite(float(torch.stack(self.pending).sum()))
+        rngs = self.dist.gather(engine.rng_state())  # every process's RNGs, for exact resume
+        if not self.run.primary:
+            return
         state = self._state()
+        if self.dist.enabled:
+            state["rng_per_rank"] = rngs
 
         def fill(directory: Path) -> None:
             self.model.save(directory)
@@ -375,12 +417,14 @@ class Trainer:
         self.epoch_loss_sum, self.epoch_batches = acc["epoch_loss_sum"], acc["epoch_batches"]
         self.epoch_examples, self.epoch_seconds = acc["epoch_examples"], acc["epoch_seconds"]
         self.last_saved_step = self.step
-        engine.set_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank")
+        same_world = per_rank is not None and len(per_rank) == self.dist.world_size
+        engine.set_rng_state(per_rank[self.dist.rank] if same_world else state["rng"])
         log.info("resuming at epoch %d, batch %d (step %d)", self.epoch + 1, self.batch, self.step)
 
     def _load_best(self) -> None:
         """Leave the model in its best state, as the loop contract asks."""
-        best = self.run.record.checkpoint_dir("best")
+        best = self.run.record.checkpoint_dir("best") if self.run.primary else None
         if best is not None:
             from hookforge_torch.checkpoint import load_weights
 

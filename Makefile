@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) examples/thirdpart
 
 demo: setup
 	$(BIN)/hookforge train -c configs/quickstart.yaml
+	@if [ -d plugins/torch ]; then $(BIN)/hookforge train -c configs/mlp_quickstart.yaml; fi
 
 test: setup
 	$(BIN)/ruff check core plugins tests examples benchmarks

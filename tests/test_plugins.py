@@ -4,6 +4,7 @@ in-process registration fixture, and loading only what was asked for."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -121,3 +122,19 @@ def test_register_fixture_makes_a_class_selectable(hookforge_register, tiny_conf
     result = hookforge.train(tiny_config(model={"name": "majority"}))
     assert result.status == "finished"
     assert 0 < result.metric("test/accuracy") < 0.5  # majority class of iris: one third
+
+
+def test_examples_thirdparty_builds_installs_and_runs_by_name(hookforge_cli, tmp_path):
+    """The example plugin package, pip-installed (not editable) into its own directory."""
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(ROOT / "examples" / "thirdparty")], check=True)
+    env = {"PYTHONPATH": str(site)}
+    code = "import hookforge_example; print(hookforge_example.__file__)"
+    where = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**os.environ, **env}, check=True)
+    assert where.stdout.startswith(str(site))  # the installed copy, not the source tree
+    result = hookforge_cli("train", "--data", "sklearn", "data.dataset=iris", "--model", "centroid",
+                           "--tracker", "jsonl", "--run-dir", "r", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "r" / "tracker.jsonl").exists()

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -433,7 +432,6 @@ class Run:
             self.emit("resume", from_step=self.resume_from.step if self.resume_from else None)
             return
         self.record.write_config(self.config.to_dict())
-        self._started = time.time()
         dists = sorted({(e.distribution, e.version) for e in registry.entries()
                         if e.version != "-"})
         versions = {"hookforge": _version()}

@@ -116,7 +116,7 @@ class SearchSession:
         started = time.time()
         state, error = "complete", None
         try:
-            result = run.fit()
+            run.fit()
             if run.stop_reason == "pruned":
                 state = "pruned"
         except (RunInterrupted, KeyboardInterrupt):
@@ -126,15 +126,12 @@ class SearchSession:
         except Exception as exc:  # a trial that crashes is recorded as failed; the study goes on
             state, error = "failed", f"{type(exc).__name__}: {exc}"
             log.warning("trial %d failed: %s", number, error)
-            result = None
         metrics = trial_metrics(run.record)
         trial = TrialResult(number=number, params=dict(overrides), state=state, metrics=metrics,
                             run_dir=run.dir if run.record else None,
                             duration_s=round(time.time() - started, 3), error=error)
         if metric is not None and state == "complete":
             trial.value = objective_value(metrics, metric)
-        elif result is None and metric is not None:
-            trial.value = None
         self.hook.hookforge_after_trial(session=self, trial=trial)
         return trial
 

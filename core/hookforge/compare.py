@@ -60,13 +60,14 @@ class Objective:
 
 @dataclass
 class RunRow:
-    run_dir: Path
+    run_dir: Path | str  # a run directory, or a tracker's run id when there is none
     name: str
     status: str
     values: dict[str, float | None]
     intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     rank: int | None = None
     pareto: bool = False
+    tracker_run_id: str | None = None
 
 
 @dataclass
@@ -113,11 +114,10 @@ def default_metric(records: list[RunRecord]) -> str:
 
 def compare(run_dirs: list[str | Path], metrics: list[str] | None = None,
             threshold: float | None = None, level: float = 0.8) -> Comparison:
-    """Compare finished runs; the first metric ranks them and decides the champion."""
+    """Compare recorded runs; the first metric ranks them and decides the champion."""
     if not run_dirs:
-        raise UsageError("compare needs at least one RUN_DIR")
-    if not 0 < level < 1:
-        raise UsageError(f"--interval must be between 0 and 1, got {level}")
+        raise UsageError("compare needs at least one RUN_DIR (or --tracker and --experiment)")
+    _check_level(level)
     records = [RunRecord.open(d) for d in run_dirs]
     objectives = [Objective.parse(m) for m in (metrics or [default_metric(records)])]
     rows: list[RunRow] = []
@@ -126,20 +126,74 @@ def compare(run_dirs: list[str | Path], metrics: list[str] | None = None,
         row = RunRow(record.path, info.get("name", record.path.name), info.get("status", "?"), {})
         for objective in objectives:
             value, n = load_values(record, objective.key)
-            row.values[objective.key] = value
-            name = objective.key.partition("/")[2]
-            if value is not None and n and name in PROPORTIONS and 0 <= value <= 1:
-                row.intervals[objective.key] = jeffreys_interval(round(value * n), n, level)
-            else:
-                row.intervals[objective.key] = None
+            _add_value(row, objective, value, n, level)
         rows.append(row)
+    known = sorted({f"{s}/{k}" for rec in records for s, v in rec.evaluation().items()
+                    for k in v if k != "confusion_matrix"})
+    return rank(rows, objectives, threshold, level, known)
+
+
+def compare_tracker(tracker_name: str, experiment: str, metrics: list[str] | None = None,
+                    threshold: float | None = None, level: float = 0.8,
+                    register_as: str | None = None) -> Comparison:
+    """Compare the finished runs of a tracker's experiment (e.g. MLflow's search_runs); when the
+    best clears ``threshold``, register its model as the champion in the tracker's registry."""
+    from hookforge import registry
+    from hookforge.errors import PluginError
+
+    _check_level(level)
+    if not metrics:
+        raise UsageError("--tracker needs --metric (e.g. --metric val/f1_macro)")
+    try:
+        cls = registry.load("tracker", tracker_name)
+    except PluginError as exc:
+        raise UsageError(f"--tracker {tracker_name}: {exc}") from None
+    tracker = cls()
+    objectives = [Objective.parse(m) for m in metrics]
+    rows: dict[str, RunRow] = {}
+    for objective in objectives:
+        for found in tracker.query_runs(experiment, objective.key):
+            row = rows.setdefault(found["run_id"], RunRow(found.get("run_dir") or found["run_id"],
+                                                          found.get("name") or found["run_id"],
+                                                          "finished", {}))
+            row.tracker_run_id = found["run_id"]
+            n = found.get("n_samples")
+            _add_value(row, objective, found.get("value"), int(n) if n else None, level)
+    if not rows:
+        raise UsageError(f"tracker '{tracker_name}' has no finished runs in experiment '{experiment}'")
+    result = rank(list(rows.values()), objectives, threshold, level, [o.key for o in objectives])
+    if result.champion is not None and threshold is not None:
+        name = register_as or experiment
+        version = tracker.register_champion(result.champion.tracker_run_id, name)
+        result.message += f"; registered as version {version} of model '{name}' (alias champion)"
+    elif result.champion is not None:
+        result.message += " (give --threshold to register it as the champion)"
+    return result
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise UsageError(f"--interval must be between 0 and 1, got {level}")
+
+
+def _add_value(row: RunRow, objective: Objective, value: float | None, n: int | None,
+               level: float) -> None:
+    row.values[objective.key] = value
+    name = objective.key.partition("/")[2]
+    if value is not None and n and name in PROPORTIONS and 0 <= value <= 1:
+        row.intervals[objective.key] = jeffreys_interval(round(value * n), n, level)
+    else:
+        row.intervals[objective.key] = None
+
+
+def rank(rows: list[RunRow], objectives: list[Objective], threshold: float | None, level: float,
+         known: list[str]) -> Comparison:
+    """Rank by the first objective, mark the Pareto front, decide the champion."""
     primary = objectives[0]
     scored = [r for r in rows if all(r.values[o.key] is not None for o in objectives)]
     if not scored:
-        known = sorted({f"{s}/{k}" for rec in records for s, v in rec.evaluation().items()
-                        for k in v if k != "confusion_matrix"})
         raise UsageError(f"no run has the metric '{primary.key}'{did_you_mean(primary.key, known)}"
-                         f"; the runs have: {', '.join(known[:20]) or 'no evaluation.json'}")
+                         f"; the runs have: {', '.join(known[:20]) or 'no evaluation'}")
     sign = 1 if primary.direction == "maximize" else -1
     scored.sort(key=lambda r: -sign * r.values[primary.key])  # type: ignore[operator]
     for i, row in enumerate(scored, 1):

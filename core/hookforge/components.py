@@ -211,6 +211,20 @@ class Tracker(Component):
 
         raise UsageError(f"tracker '{self.plugin_name}' does not support sync")
 
+    # -- champion selection from the tracker's own runs (``hookforge compare --tracker``) ---------
+    def query_runs(self, experiment: str, metric: str) -> list[dict[str, Any]]:
+        """Finished runs of ``experiment``: dicts with run_id, name, value (of ``metric``),
+        run_dir and n_samples where known."""
+        from hookforge.errors import UsageError
+
+        raise UsageError(f"tracker '{self.plugin_name}' cannot be queried for runs")
+
+    def register_champion(self, run_id: str, model_name: str) -> str:
+        """Promote the run's model as the champion of ``model_name``; returns the version."""
+        from hookforge.errors import UsageError
+
+        raise UsageError(f"tracker '{self.plugin_name}' has no model registry")
+
     # -- hook wiring, with failure isolation --------------------------------------------------
     def _guard(self, method: str, *args: Any) -> None:
         if self.failed is not None:

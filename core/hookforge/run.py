@@ -512,17 +512,10 @@ class Run:
         self.hook.hookforge_run_end(run=self, status=status)
 
     def _artifacts(self) -> Iterator[tuple[str, Path]]:
+        from hookforge.tracking import record_artifacts
+
         assert self.record is not None
-        if self.record.config_file.exists():
-            yield "config", self.record.config_file
-        if self.record.evaluation_file.exists():
-            yield "evaluation", self.record.evaluation_file
-        if self.record.figures_dir.is_dir():
-            for figure in sorted(self.record.figures_dir.glob("*.png")):
-                yield "figure", figure
-        best = self.record.checkpoint_dir("best") or self.record.checkpoint_dir("last")
-        if best is not None:
-            yield "checkpoint", best
+        return record_artifacts(self.record)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

@@ -330,12 +330,27 @@ def predict(run_dir: str, input_path: str, output: str) -> None:
 @click.option("--interval", "level", type=float, default=0.8, show_default=True,
               help="Probability mass of the Jeffreys interval for proportions.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--tracker", "tracker_name", help="Compare a tracker's runs instead of run directories.")
+@click.option("--experiment", help="With --tracker: the experiment whose runs are compared.")
+@click.option("--register-as", help="With --tracker: registered model name (default: the experiment).")
 def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: float | None,
-            level: float, as_json: bool) -> None:
-    """Rank runs by a metric; intervals, Pareto front and champion."""
-    from hookforge.compare import compare as run_compare
+            level: float, as_json: bool, tracker_name: str | None, experiment: str | None,
+            register_as: str | None) -> None:
+    """Rank runs by a metric; intervals, Pareto front and champion.
 
-    result = run_compare(list(run_dirs), list(metrics), threshold, level)
+    With --tracker NAME --experiment EXP the tracker's finished runs are compared, and a champion
+    that clears --threshold is registered in the tracker's model registry (alias champion).
+    """
+    from hookforge.compare import compare as run_compare
+    from hookforge.compare import compare_tracker
+
+    if tracker_name:
+        if run_dirs or not experiment:
+            raise click.UsageError("--tracker compares an --experiment's runs, not RUN_DIRs")
+        result = compare_tracker(tracker_name, experiment, list(metrics), threshold, level,
+                                 register_as)
+    else:
+        result = run_compare(list(run_dirs), list(metrics), threshold, level)
     if as_json:
         import json
 

@@ -1,0 +1,222 @@
+"""The ``mlflow`` tracker.
+
+Every call to MLflow happens on the background worker of
+:class:`~hookforge.tracking.BackgroundTracker`, in batches within MLflow's limits (1000 metrics,
+100 params or tags per ``log_batch``). The MLflow run id is kept in ``trackers/mlflow.json`` in the
+run directory, so a resumed run continues the same MLflow run and ``hookforge sync`` fills in
+exactly what is missing. HPO trials become nested runs under one parent run per study.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from hookforge.errors import UsageError
+from hookforge.fileio import atomic_write_json, read_json
+from hookforge.tracking import BackgroundTracker, BackgroundTrackerConfig, MetricPoint, RunContext, point_key
+
+STATUS = {"finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
+MAX_METRICS, MAX_PARAMS_OR_TAGS, MAX_PARAM_LENGTH = 1000, 100, 6000
+_INVALID_KEY_CHARS = re.compile(r"[^\w\-. /]")
+
+
+class MlflowConfig(BackgroundTrackerConfig):
+    tracking_uri: str = Field(
+        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns.db"),
+        description="any MLflow tracking URI: sqlite:///file.db, http://host:port, a file store "
+                    "path (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db here)")
+    experiment: str | None = Field(None, description="experiment name (default: the study of an HPO "
+                                   "trial, else the run name)")
+    log_checkpoint: bool = Field(False, description="upload the best checkpoint as artifacts")
+    http_retries: int = Field(2, ge=0, description="retries of an HTTP request (MLflow's default is 7 "
+                              "with back-off, minutes against a dead server)")
+    http_timeout_s: float = Field(10.0, gt=0, description="timeout of one HTTP request")
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or value != value.strip() or len(value) > 500):
+            raise ValueError("a non-empty experiment name without surrounding spaces, at most 500 "
+                             "characters")
+        return value
+
+
+def mlflow_key(key: str) -> str:
+    """MLflow accepts letters, digits, _ - . space and / in metric and param names."""
+    return _INVALID_KEY_CHARS.sub("_", key)
+
+
+class MlflowTracker(BackgroundTracker):
+    """Mirror runs into MLflow (SQLite by default, or any tracking server)."""
+
+    Config = MlflowConfig
+
+    def __init__(self, config: Any = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        self.client: Any = None
+        self.run_id: str | None = None
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _client(self) -> Any:
+        if self.client is None:
+            # MLflow reads these per request; the user's own settings win.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(self.config.http_retries))
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.config.http_timeout_s)))
+            from mlflow import MlflowClient
+
+            self.client = MlflowClient(tracking_uri=self.config.tracking_uri)
+        return self.client
+
+    def _experiment_id(self, name: str) -> str:
+        client = self._client()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return client.create_experiment(name)
+        except Exception:  # another worker created it in the meantime
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+    @staticmethod
+    def _state_file(run_dir: Path) -> Path:
+        return run_dir / "trackers" / "mlflow.json"
+
+    def _tags(self, context: RunContext) -> dict[str, str]:
+        info = context.info
+        tags = {"hookforge.run_id": context.run_id, "hookforge.run_dir": str(context.dir.resolve()),
+                "hookforge.version": str(info.get("versions", {}).get("hookforge", "")),
+                "mlflow.runName": context.name}
+        for kind, name in (info.get("components") or {}).items():
+            tags[f"hookforge.{kind}"] = ",".join(name) if isinstance(name, list) else str(name)
+        for dist, version in (info.get("versions") or {}).items():
+            tags[f"hookforge.versions.{dist}"] = str(version)
+        git = info.get("git") or {}
+        if git.get("commit"):
+            tags["mlflow.source.git.commit"] = git["commit"]
+        tags.update({f"tag.{k}": str(v) for k, v in context.tags.items()})
+        return tags
+
+    def _parent_run(self, experiment_id: str, parent: dict[str, Any]) -> str:
+        """The study's parent run (created by the first trial that needs it)."""
+        client = self._client()
+        study = str(parent.get("study"))
+        stage = parent.get("stage") or ""
+        found = client.search_runs([experiment_id], filter_string=(
+            f"tags.`hookforge.study` = '{study}' and tags.`hookforge.role` = 'study' "
+            f"and tags.`hookforge.stage` = '{stage}'"), max_results=1)
+        if found:
+            return found[0].info.run_id
+        run = client.create_run(experiment_id, run_name=f"{study}{'-' + stage if stage else ''}",
+                                tags={"hookforge.study": study, "hookforge.role": "study",
+                                      "hookforge.stage": stage})
+        return run.info.run_id
+
+    # -- the BackgroundTracker interface ------------------------------------------------------------
+    def open(self, context: RunContext) -> None:
+        client = self._client()
+        state_file = self._state_file(context.dir)
+        if state_file.exists():
+            state = read_json(state_file)
+            if state.get("tracking_uri") == self.config.tracking_uri:
+                self.run_id = state["run_id"]
+                try:
+                    client.update_run(self.run_id, status="RUNNING")
+                    return
+                except Exception as exc:  # deleted in MLflow, or another store: start afresh
+                    if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "not found" not in str(exc).lower():
+                        raise
+        parent = context.parent or {}
+        experiment = self.config.experiment or (parent.get("study") if parent else None) or context.name
+        experiment_id = self._experiment_id(str(experiment))
+        tags = self._tags(context)
+        if parent.get("study"):
+            tags["mlflow.parentRunId"] = self._parent_run(experiment_id, parent)
+            tags["hookforge.study"] = str(parent["study"])
+            tags["hookforge.trial"] = str(parent.get("trial"))
+        run = client.create_run(experiment_id, run_name=context.name,
+                                tags={k: v[:5000] for k, v in tags.items()})
+        self.run_id = run.info.run_id
+        atomic_write_json(state_file, {"tracking_uri": self.config.tracking_uri,
+                                       "experiment_id": experiment_id, "run_id": self.run_id})
+
+    def send_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(mlflow_key(k)[:250], str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        existing = self._client().get_run(self.run_id).data.params
+        items = [p for p in items if p.key not in existing]  # params are immutable in MLflow
+        for i in range(0, len(items), MAX_PARAMS_OR_TAGS):
+            self._client().log_batch(self.run_id, params=items[i:i + MAX_PARAMS_OR_TAGS])
+
+    def send_metrics(self, points: list[MetricPoint]) -> None:
+        from mlflow.entities import Metric
+
+        metrics = [Metric(mlflow_key(p.key), p.value, p.timestamp_ms, p.step) for p in points]
+        for i in range(0, len(metrics), MAX_METRICS):
+            self._client().log_batch(self.run_id, metrics=metrics[i:i + MAX_METRICS])
+
+    def send_artifact(self, path: Path, kind: str) -> None:
+        client = self._client()
+        if kind == "figure":
+            client.log_artifact(self.run_id, str(path), "figures")
+        elif kind == "checkpoint":
+            if self.config.log_checkpoint:
+                client.log_artifacts(self.run_id, str(path), "checkpoint")
+        elif path.is_file():
+            client.log_artifact(self.run_id, str(path))
+
+    def close(self, status: str) -> None:
+        self._client().set_terminated(self.run_id, status=STATUS.get(status, "FINISHED"))
+
+    def existing_points(self) -> list[tuple[str, int, Any]]:
+        client = self._client()
+        return [point_key(metric.key, metric.step, metric.value)
+                for key in client.get_run(self.run_id).data.metrics
+                for metric in client.get_metric_history(self.run_id, key)]
+
+    def tracker_key(self, key: str) -> str:
+        return mlflow_key(key)
+
+    # -- champion selection (hookforge compare --tracker mlflow) ------------------------------------
+    def query_runs(self, experiment: str, metric: str) -> list[dict[str, Any]]:
+        """Finished runs of ``experiment`` with their value of ``metric``."""
+        client = self._client()
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise UsageError(f"MLflow experiment '{experiment}' not found at {self.config.tracking_uri}")
+        runs = client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                                  max_results=5000)
+        key = mlflow_key(metric)
+        return [{"run_id": r.info.run_id, "name": r.info.run_name, "value": r.data.metrics.get(key),
+                 "run_dir": r.data.tags.get("hookforge.run_dir"),
+                 "n_samples": r.data.metrics.get(mlflow_key(metric.split("/")[0] + "/n_samples"))}
+                for r in runs if r.data.tags.get("hookforge.role") != "study"]
+
+    def register_champion(self, run_id: str, model_name: str) -> str:
+        """Register the run's checkpoint as a new version of ``model_name`` with alias champion."""
+        client = self._client()
+        try:
+            client.create_registered_model(model_name)
+        except Exception as exc:
+            if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+                raise
+        run = client.get_run(run_id)
+        source = f"{run.info.artifact_uri}/checkpoint"
+        run_dir = run.data.tags.get("hookforge.run_dir")
+        if run_dir and Path(run_dir).is_dir():  # make sure the weights are in the artifact store
+            from hookforge.record import RunRecord
+
+            best = RunRecord(run_dir).checkpoint_dir("best") or RunRecord(run_dir).checkpoint_dir("last")
+            if best is not None:
+                client.log_artifacts(run_id, str(best), "checkpoint")
+        version = client.create_model_version(model_name, source, run_id=run_id)
+        client.set_registered_model_alias(model_name, "champion", version.version)
+        return str(version.version)

@@ -1,0 +1,201 @@
+"""The mlflow tracker against the SQLite store and a real `mlflow server` on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from hookforge_mlflow.tracker import mlflow_key
+
+import hookforge
+from hookforge.record import RunRecord
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def client(uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def local_counts(run_dir: Path) -> Counter:
+    return Counter(f"{r['split']}/{r['name']}" for r in RunRecord.open(run_dir).read_metrics())
+
+
+def mlflow_counts(uri: str, run_dir: Path) -> Counter:
+    run_id = json.loads((run_dir / "trackers" / "mlflow.json").read_text())["run_id"]
+    c = client(uri)
+    return Counter({key: len(c.get_metric_history(run_id, key))
+                    for key in c.get_run(run_id).data.metrics})
+
+
+def mlp_config(tmp: Path, uri: str, epochs: int = 3, **run) -> Path:
+    config = yaml.safe_load((ROOT / "configs" / "mlp_quickstart.yaml").read_text())
+    config["run"].update({"output_dir": str(tmp / "outputs"), "log_every_n_steps": 2, **run})
+    config["loop"].update({"epochs": epochs, "device": "cpu"})
+    config["loop"].pop("early_stopping", None)
+    config["trackers"] = ["local", {"name": "mlflow", "tracking_uri": uri, "flush_timeout_s": 20}]
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_sqlite_store_holds_params_metrics_tags_artifacts(hookforge_cli, hookforge_tmp):
+    result = hookforge_cli("train", "-c", ROOT / "configs" / "quickstart.yaml",
+                           f"data.path={ROOT / 'examples' / 'data' / 'iris.csv'}",
+                           "--tracker", "mlflow", "--run-dir", "r")
+    assert result.returncode == 0, result.stderr
+    uri = "sqlite:///mlruns.db"  # the default, in the working directory
+    assert (hookforge_tmp / "mlruns.db").exists()
+    state = json.loads((hookforge_tmp / "r" / "trackers" / "mlflow.json").read_text())
+    run = client(uri).get_run(state["run_id"])
+    assert run.info.status == "FINISHED"
+    assert client(uri).get_experiment(run.info.experiment_id).name == "quickstart"
+    assert run.data.params["model.name"] == "centroid"
+    assert run.data.tags["hookforge.model"] == "centroid"
+    assert run.data.tags["hookforge.version"] == hookforge.__version__
+    assert mlflow_counts(uri, hookforge_tmp / "r") == local_counts(hookforge_tmp / "r")
+    artifacts = {a.path for a in client(uri).list_artifacts(state["run_id"])}
+    assert {"config.yaml", "evaluation.json", "figures"} <= artifacts
+
+
+def test_killed_server_then_sync_restores_every_point(mlflow_server, hookforge_tmp):
+    import subprocess
+    import sys
+
+    server = mlflow_server().start()
+    config = mlp_config(hookforge_tmp, server.uri, epochs=12)
+    process = subprocess.Popen([sys.executable, "-m", "hookforge", "train", "-c", str(config),
+                                "--run-dir", "r"], cwd=hookforge_tmp, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HOOKFORGE_PROGRESS": "0"})
+    events = hookforge_tmp / "r" / "events.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill the server once training is under way
+        if events.exists() and events.read_text().count('"epoch_end"') >= 2:
+            break
+        time.sleep(0.05)
+    server.stop()
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    record = RunRecord.open(hookforge_tmp / "r")
+    assert record.status == "finished"
+    assert err.count("tracker 'mlflow' failed") == 1  # logged once, not per step
+    local = local_counts(hookforge_tmp / "r")
+    assert sum(local.values()) > 500
+
+    server.start()  # back, with the same store
+    before = mlflow_counts(server.uri, hookforge_tmp / "r")
+    assert before != local  # the outage lost points
+    from hookforge.sync import sync_run
+
+    synced = sync_run(hookforge_tmp / "r", "mlflow")
+    assert "metric points added" in synced
+    assert mlflow_counts(server.uri, hookforge_tmp / "r") == local
+    again = sync_run(hookforge_tmp / "r", "mlflow")
+    assert again.startswith(f"synced {hookforge_tmp / 'r'} to 'mlflow': 0 metric points added")
+    assert mlflow_counts(server.uri, hookforge_tmp / "r") == local
+    state = json.loads((hookforge_tmp / "r" / "trackers" / "mlflow.json").read_text())
+    assert client(server.uri).get_run(state["run_id"]).info.status == "FINISHED"
+
+
+def test_unreachable_server_at_start_then_sync_later(mlflow_server, hookforge_tmp, hookforge_cli):
+    server = mlflow_server()  # a free port, nothing listening yet
+    config = mlp_config(hookforge_tmp, server.uri, epochs=1)
+    result = hookforge_cli("train", "-c", config, "--run-dir", "r")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("tracker 'mlflow' failed") == 1
+    assert RunRecord.open(hookforge_tmp / "r").status == "finished"
+    server.start()
+    synced = hookforge_cli("sync", "r", "--tracker", "mlflow")
+    assert synced.returncode == 0, synced.stderr
+    assert mlflow_counts(server.uri, hookforge_tmp / "r") == local_counts(hookforge_tmp / "r")
+
+
+def test_nan_metric_is_kept_locally_and_in_mlflow(tiny_config):
+    class NanLogger:
+        @hookforge.hookimpl
+        def hookforge_after_epoch(self, run, result):
+            run.log_metrics({"odd": float("nan")}, step=result.step, split="val")
+
+    config = tiny_config(model={"name": "centroid"},
+                         trackers=["local", {"name": "mlflow", "tracking_uri": "sqlite:///nan.db"}])
+    result = hookforge.Run.from_config(config, plugins=[NanLogger()]).fit()
+    rows = [r for r in RunRecord.open(result.run_dir).read_metrics() if r["name"] == "odd"]
+    assert rows and rows[0]["value"] != rows[0]["value"]
+    history = mlflow_counts("sqlite:///nan.db", result.run_dir)
+    assert history["val/odd"] == 1
+
+
+def test_two_trackers_see_the_same_points(tiny_config):
+    config = tiny_config(model={"name": "centroid"},
+                         trackers=["local", "jsonl", {"name": "mlflow", "tracking_uri": "sqlite:///t.db"}])
+    result = hookforge.train(config)
+    lines = [json.loads(x) for x in (result.run_dir / "tracker.jsonl").read_text().splitlines()]
+    jsonl = Counter(line["key"] for line in lines if line["type"] == "metric")
+    assert jsonl == mlflow_counts("sqlite:///t.db", result.run_dir) == local_counts(result.run_dir)
+
+
+def test_invalid_experiment_name_is_a_config_error(hookforge_cli):
+    result = hookforge_cli("train", "-c", ROOT / "configs" / "quickstart.yaml",
+                           "trackers=[local,{name: mlflow, experiment: ' '}]")
+    assert result.returncode == 2
+    assert "invalid value for 'trackers.1.experiment'" in result.stderr
+
+
+def test_grid_trials_are_nested_under_a_study_run(tiny_config):
+    from hookforge.config import load_config
+    from hookforge.search import SearchSession
+
+    config = load_config(tiny_config(
+        model={"name": "centroid"},
+        trackers=["local", {"name": "mlflow", "tracking_uri": "sqlite:///hpo.db"}],
+        searcher={"name": "grid", "metric": "val/accuracy",
+                  "params": {"model.metric": ["euclidean", "manhattan"]}}))
+    SearchSession(config, study="nested").search()
+    c = client("sqlite:///hpo.db")
+    experiment = c.get_experiment_by_name("nested")
+    runs = c.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("hookforge.role") == "study"]
+    trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(trials) == 2
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parents[0].info.run_id}
+
+
+def test_champion_is_registered_only_above_the_threshold(tiny_config, hookforge_cli):
+    uri = "sqlite:///champ.db"
+    for temperature in (0.5, 2.0):
+        hookforge.train(tiny_config(model={"name": "centroid", "temperature": temperature},
+                                    run={"name": "champ"},
+                                    trackers=["local", {"name": "mlflow", "tracking_uri": uri}]))
+    env = {"MLFLOW_TRACKING_URI": uri}
+    refused = hookforge_cli("compare", "--tracker", "mlflow", "--experiment", "champ",
+                            "--metric", "val/accuracy", "--threshold", "1.01", env=env)
+    assert refused.returncode == 0, refused.stderr
+    assert "no champion" in refused.stdout
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException):
+        client(uri).get_registered_model("champ")
+    promoted = hookforge_cli("compare", "--tracker", "mlflow", "--experiment", "champ",
+                             "--metric", "val/accuracy", "--threshold", "0.5", "--json", env=env)
+    assert promoted.returncode == 0, promoted.stderr
+    data = json.loads(promoted.stdout)
+    assert "registered as version 1 of model 'champ' (alias champion)" in data["message"]
+    version = client(uri).get_model_version_by_alias("champ", "champion")
+    champion_dir = Path(data["champion"])
+    state = json.loads((champion_dir / "trackers" / "mlflow.json").read_text())
+    assert str(version.version) == "1" and version.run_id == state["run_id"]
+    missing = hookforge_cli("compare", "--tracker", "mlflow", "--experiment", "nope",
+                            "--metric", "val/accuracy", env=env)
+    assert missing.returncode == 2 and "experiment 'nope' not found" in missing.stderr
+
+
+def test_metric_keys_are_made_mlflow_safe():
+    assert mlflow_key("val/f1_class_a:b") == "val/f1_class_a_b"

@@ -1,8 +1,9 @@
 """Trackers that never slow training down: :class:`BackgroundTracker` ships from a worker thread.
 
 The hooks run on the training thread and only put an item on a queue (a few hundred nanoseconds).
-A daemon thread takes everything queued so far, merges consecutive metric points into batches and
-calls the subclass's ``open`` / ``send_params`` / ``send_metrics`` / ``send_artifact`` / ``close``.
+A daemon thread collects metric points into large batches (``batch_size`` points, or whatever
+``flush_interval_s`` gathered) and calls the subclass's ``open`` / ``send_params`` /
+``send_metrics`` / ``send_artifact`` / ``close``.
 The first failure is logged once; from then on the tracker stops sending and counts what it could
 not send, and ``hookforge sync RUN_DIR --tracker NAME`` replays the local record later. At the end
 of the run ``finalize`` waits at most ``flush_timeout_s`` for the queue to drain.
@@ -10,7 +11,9 @@ of the run ``finalize`` waits at most ``flush_timeout_s`` for the queue to drain
 Why a hand-written queue rather than the SDKs' own async modes: MLflow's ``log_batch`` is
 synchronous and its async logging still blocks on run creation and does not survive a dead server;
 comet has its own thread but not for run creation. One small worker gives every tracker the same
-guarantees, tested once.
+guarantees, tested once. Large, infrequent batches matter: an SDK call holds the GIL, and many
+small calls would interleave with every training step. (A worker *process* was tried and measured
+slower on 2-core machines: its start-up and its CPU compete with training's own threads.)
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
@@ -32,8 +35,7 @@ from hookforge.components import ComponentConfig, Tracker
 log = logging.getLogger("hookforge")
 
 
-@dataclass(slots=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):  # a tuple: cheap to create per step and to pickle in batches
     key: str  # split/name
     value: float
     step: int
@@ -65,6 +67,9 @@ class BackgroundTrackerConfig(ComponentConfig):
     flush_timeout_s: float = Field(30.0, ge=0, description="at the end, wait at most this long for "
                                                            "queued records to be sent")
     batch_size: int = Field(1000, ge=1, description="metric points per call")
+    flush_interval_s: float = Field(2.0, gt=0, description="send queued metric points at least "
+                                                            "this often")
+
 
 
 class BackgroundTracker(Tracker):
@@ -108,7 +113,7 @@ class BackgroundTracker(Tracker):
         """The name a metric key gets in the tracker (some restrict the characters)."""
         return key
 
-    # -- the training-thread side: enqueue only ------------------------------------------------
+    # -- the training-thread side: enqueue only ---------------------------------------------------
     def start(self, run: Any) -> None:
         from hookforge.record import RunRecord
 
@@ -117,8 +122,8 @@ class BackgroundTracker(Tracker):
                                   resumed=run.resumed, parent=run.parent,
                                   info=record.info() if record.run_file.exists() else {},
                                   tags=dict(run.config.run.tags))
-        self._thread = threading.Thread(target=self._work, name=f"hookforge-{self.plugin_name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._work, args=(self._deliver_here,), daemon=True,
+                                        name=f"hookforge-{self.plugin_name}")
         self._thread.start()
         self._queue.put(("open", self.context))
 
@@ -142,43 +147,53 @@ class BackgroundTracker(Tracker):
             return
         self._queue.put(("close", status))
         self._thread.join(self.config.flush_timeout_s)
+        where = self.context.dir if self.context else "RUN_DIR"
         if self._thread.is_alive():
             log.warning("tracker '%s' did not finish sending within %gs; what is missing can be "
                         "replayed with `hookforge sync %s --tracker %s`", self.plugin_name,
-                        self.config.flush_timeout_s, self.context.dir if self.context else "RUN_DIR",
-                        self.plugin_name)
+                        self.config.flush_timeout_s, where, self.plugin_name)
         elif self.broken:
             log.warning("tracker '%s' could not send %d records (%s); replay them with "
                         "`hookforge sync %s --tracker %s`", self.plugin_name, self.unsent,
-                        self.broken, self.context.dir if self.context else "RUN_DIR",
-                        self.plugin_name)
+                        self.broken, where, self.plugin_name)
 
-    # -- the worker thread -----------------------------------------------------------------------
-    def _work(self) -> None:
+    # -- the worker thread -------------------------------------------------------
+    def _work(self, send: Any) -> None:
+        """Metric points wait until ``batch_size`` of them are queued or ``flush_interval_s`` has
+        passed, so SDKs run a few large batches instead of waking for every step. Other items go
+        out in order, after the points queued before them."""
+        pending: list[MetricPoint] = []
+        last_flush = time.monotonic()
+        interval, size = self.config.flush_interval_s, self.config.batch_size
         while True:
-            items = [self._queue.get()]
-            while True:  # take everything queued so far: one call for many metric points
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            for kind, payload in _coalesce(items):
-                if kind == "close":
-                    self._deliver(self.close, payload, count=1)
-                    return
-                if kind == "open":
-                    self._deliver(self.open, payload, count=1)
-                elif kind == "params":
-                    self._deliver(self.send_params, payload, count=1)
-                elif kind == "metrics":
-                    size = self.config.batch_size
-                    for i in range(0, len(payload), size):
-                        chunk = payload[i:i + size]
-                        self._deliver(self.send_metrics, chunk, count=len(chunk))
-                elif kind == "artifact":
-                    self._deliver(self.send_artifact, *payload, count=1)
-                elif kind == "event":
-                    self._deliver(self.send_event, *payload, count=1)
+            timeout = max(0.0, interval - (time.monotonic() - last_flush)) if pending else None
+            try:
+                kind, payload = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                kind, payload = "flush", None
+            if kind == "metrics":
+                pending.extend(payload)
+                if len(pending) < size:
+                    continue
+            if pending:
+                for i in range(0, len(pending), size):
+                    send("metrics", pending[i:i + size])
+                pending = []
+                last_flush = time.monotonic()
+            if kind not in ("metrics", "flush"):
+                send(kind, payload)
+            if kind == "close":
+                return
+
+    def _deliver_here(self, kind: str, payload: Any) -> None:
+        """Call the SDK (on the worker thread)."""
+        if kind == "metrics":
+            self._deliver(self.send_metrics, payload, count=len(payload))
+        elif kind in ("artifact", "event"):
+            self._deliver(getattr(self, f"send_{kind}"), *payload, count=1)
+        else:
+            method = {"open": self.open, "params": self.send_params, "close": self.close}[kind]
+            self._deliver(method, payload, count=1)
 
     def _deliver(self, method: Any, *args: Any, count: int) -> None:
         if self.broken is not None:
@@ -237,21 +252,6 @@ def _key_value(value: float) -> float | str:
 def point_key(key: str, step: int, value: float) -> tuple[str, int, float | str]:
     """The identity of a metric point when comparing a tracker's history with the record."""
     return key, step, _key_value(value)
-
-
-def _coalesce(items: list[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
-    """Merge runs of consecutive metric items into one list, keeping the order of everything."""
-    pending: list[MetricPoint] = []
-    for kind, payload in items:
-        if kind == "metrics":
-            pending.extend(payload)
-            continue
-        if pending:
-            yield "metrics", pending
-            pending = []
-        yield kind, payload
-    if pending:
-        yield "metrics", pending
 
 
 def record_artifacts(record: Any) -> Iterator[tuple[str, Path]]:

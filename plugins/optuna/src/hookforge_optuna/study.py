@@ -1,0 +1,438 @@
+"""Running a plan: each stage is an optuna study (``<study>.<stage>``) in one storage, driven with
+ask/tell so every trial is a full hookforge run with its own directory and tracker run.
+
+Outputs per stage, in ``OUTPUT_DIR/hpo/<study>/<stage>/``: trials.csv, trials.json,
+best_config.yaml, summary.json and PNG plots. No pickle anywhere: the study lives in its storage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from hookforge import hookimpl
+from hookforge.config.secrets import flatten, redact_text
+from hookforge.errors import ConfigError, RunInterrupted, UsageError, did_you_mean
+from hookforge.fileio import atomic_write_json, atomic_write_text, read_json
+from hookforge.record import pid_alive
+from hookforge.search import SearchSession, trial_metrics, write_best_config, write_trials
+from hookforge.types import SearchResult, TrialResult
+from hookforge_optuna.searcher import OptunaConfig, StageConfig
+from hookforge_optuna.space import ParamSpec, narrow, suggest
+
+log = logging.getLogger("hookforge")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+WORKER_ENV = "HOOKFORGE_SEARCH_WORKER"
+STATES = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned",
+          optuna.trial.TrialState.FAIL: "failed", optuna.trial.TrialState.RUNNING: "running",
+          optuna.trial.TrialState.WAITING: "waiting"}
+
+
+class PruningObserver:
+    """Reports each epoch's objective to the optuna trial and stops the run when it should be
+    pruned (per epoch for neural loops, per boosting round for GBMs: whatever ``end_epoch`` is)."""
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        self.trial, self.metric = trial, metric
+
+    @hookimpl
+    def hookforge_after_epoch(self, run: Any, result: Any) -> None:
+        value = result.metrics.get(self.metric)
+        if value is None or not math.isfinite(value):
+            return
+        self.trial.report(value, step=result.epoch)
+        if self.trial.should_prune():
+            run.request_stop("pruned")
+
+
+def run_plan(cfg: OptunaConfig, session: SearchSession) -> SearchResult:
+    stages = cfg.stages or {"search": StageConfig()}
+    if session.stage is not None and session.stage not in stages:
+        raise UsageError(f"--stage {session.stage}: no such stage{did_you_mean(session.stage, stages)}; "
+                         f"stages: {', '.join(stages)}")
+    _check_paths(cfg, stages, session)
+    worker = os.environ.get(WORKER_ENV) == "1"
+    selected = [session.stage] if session.stage else list(stages)
+    result: SearchResult | None = None
+    for name in selected:
+        stage_dir = session.study_dir / name
+        if session.stage is None and _complete(stage_dir):
+            log.info("stage '%s' is already complete (%s); skipping it", name, stage_dir)
+            result = _load_result(session, name, stage_dir)
+            continue
+        stage = stages[name]
+        if stage.kind == "refit":
+            result = _refit(cfg, session, name, stage, stages)
+        else:
+            result = _search_stage(cfg, session, name, stage, worker)
+    assert result is not None
+    return result
+
+
+def _check_paths(cfg: OptunaConfig, stages: dict[str, StageConfig], session: SearchSession) -> None:
+    for name, stage in stages.items():
+        for path in {**(stage.space or cfg.space), **stage.overrides}:
+            try:
+                session.check_path(path)
+            except ConfigError as exc:
+                raise ConfigError(f"searcher.stages.{name}: {exc}" if cfg.stages else str(exc)) from None
+        for spec in (stage.space or cfg.space).values():
+            for condition in spec.when or {}:
+                session.check_path(condition)
+
+
+def _complete(stage_dir: Path) -> bool:
+    summary = stage_dir / "summary.json"
+    return summary.exists() and read_json(summary).get("status") == "complete"
+
+
+# ---------------------------------------------------------------------------------------------
+# storages, samplers, pruners
+# ---------------------------------------------------------------------------------------------
+
+
+def storage_url(session: SearchSession) -> str:
+    if session.storage:
+        return session.storage
+    session.study_dir.mkdir(parents=True, exist_ok=True)
+    if session.workers > 1:  # SQLite locks under concurrent writers; a journal file does not
+        return f"journal://{(session.study_dir / 'journal.log').resolve()}"
+    return f"sqlite:///{(session.study_dir / 'study.db').resolve()}"
+
+
+def make_storage(url: str) -> Any:
+    if url.startswith("journal://"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        return JournalStorage(JournalFileBackend(url[len("journal://"):]))
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # sqlalchemy raises several types for a bad or unreachable URL
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot open the study storage {redact_text(url)}: {first}") from None
+
+
+def make_sampler(cfg: OptunaConfig, space: dict[str, ParamSpec], seed: int) -> Any:
+    sampler = cfg.sampler
+    seed = sampler.seed if sampler.seed is not None else seed
+    if sampler.name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if sampler.name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=sampler.n_startup_trials)
+    if sampler.name == "grid":
+        grid: dict[str, list[Any]] = {}
+        for path, spec in space.items():
+            if spec.type == "categorical":
+                from hookforge_optuna.space import encode_choices
+
+                grid[path] = encode_choices(spec.choices or [])
+            elif spec.type == "int":
+                grid[path] = list(range(int(spec.low), int(spec.high) + 1, int(spec.step or 1)))
+            else:
+                raise ConfigError(f"searcher.sampler grid: '{path}' is continuous; give it "
+                                  f"type categorical (or int) to grid-search it")
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=sampler.n_startup_trials)
+
+
+def make_pruner(cfg: OptunaConfig) -> Any:
+    pruner = cfg.pruner
+    if pruner.name == "median" and len(cfg.metrics()) == 1:
+        return optuna.pruners.MedianPruner(n_startup_trials=pruner.n_startup_trials,
+                                           n_warmup_steps=pruner.n_warmup_steps)
+    if pruner.name == "hyperband" and len(cfg.metrics()) == 1:
+        return optuna.pruners.HyperbandPruner(min_resource=pruner.min_resource,
+                                              reduction_factor=pruner.reduction_factor)
+    return optuna.pruners.NopPruner()  # optuna cannot prune multi-objective studies
+
+
+# ---------------------------------------------------------------------------------------------
+# search stages
+# ---------------------------------------------------------------------------------------------
+
+
+def _stage_space(cfg: OptunaConfig, session: SearchSession, name: str,
+                 stage: StageConfig) -> dict[str, ParamSpec]:
+    space = dict(stage.space or cfg.space)
+    if not space:
+        raise ConfigError(f"searcher: stage '{name}' has nothing to search (empty space)")
+    if stage.narrow_from:
+        previous = session.study_dir / stage.narrow_from
+        if not _complete(previous):
+            raise UsageError(f"stage '{name}' narrows the space around stage '{stage.narrow_from}', "
+                             f"which has not finished; run `hookforge search -c CONFIG --stage "
+                             f"{stage.narrow_from}` first")
+        top = [t["params"] for t in _ranked(read_json(previous / "trials.json"), cfg)[: stage.top_k]]
+        space = narrow(space, top, stage.margin)
+        atomic_write_json(session.study_dir / name / "space.json",
+                          {p: s.model_dump(exclude_none=True) for p, s in space.items()})
+    return space
+
+
+def _ranked(trials: list[dict[str, Any]], cfg: OptunaConfig) -> list[dict[str, Any]]:
+    """Complete trials, best first by the first objective."""
+    done = [t for t in trials if t["state"] == "complete" and t.get("value") is not None]
+    sign = -1 if cfg.directions()[0] == "maximize" else 1
+
+    def first(t: dict[str, Any]) -> float:
+        return t["value"][0] if isinstance(t["value"], list) else t["value"]
+
+    return sorted(done, key=lambda t: sign * first(t))
+
+
+def _search_stage(cfg: OptunaConfig, session: SearchSession, name: str, stage: StageConfig,
+                  worker: bool) -> SearchResult:
+    stage_dir = session.study_dir / name
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    space = _stage_space(cfg, session, name, stage)
+    url = storage_url(session)
+    study = optuna.create_study(
+        storage=make_storage(url), study_name=f"{session.study}.{name}", load_if_exists=True,
+        sampler=make_sampler(cfg, space, session.config.run.seed), pruner=make_pruner(cfg),
+        directions=cfg.directions())
+    _fail_orphans(study)
+    n_trials = stage.n_trials or cfg.n_trials
+    if session.workers > 1 and not worker:
+        _spawn_workers(session, name, url)
+    else:
+        _work(study, cfg, session, stage, stage_dir, space, n_trials)
+    if worker:
+        return SearchResult(study=session.study, trials=[], best=[], output_dir=stage_dir)
+    return _write_outputs(study, cfg, session, name, stage_dir, url)
+
+
+def _fail_orphans(study: optuna.Study) -> None:
+    """Trials left RUNNING by a worker of this machine that is gone are marked failed."""
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid = trial.user_attrs.get("pid")
+        if trial.user_attrs.get("host") == host and pid and not pid_alive(int(pid)):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            log.warning("trial %d of %s was left running by a stopped worker; marked failed",
+                        trial.number, study.study_name)
+
+
+def _counted(study: optuna.Study) -> int:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+              optuna.trial.TrialState.RUNNING)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage: StageConfig,
+          stage_dir: Path, space: dict[str, ParamSpec], n_trials: int) -> None:
+    """Ask, run, tell, until the stage has its trials (counting every worker's)."""
+    deadline = time.time() + cfg.timeout_s if cfg.timeout_s else None
+    base = flatten(session.base)
+    metrics = cfg.metrics()
+    objective: str | list[str] = metrics[0] if len(metrics) == 1 else metrics
+    while _counted(study) < n_trials and (deadline is None or time.time() < deadline):
+        trial = study.ask()
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        params = suggest(trial, space, base)
+        overrides = {**stage.overrides, **params}
+        observers = [PruningObserver(trial, metrics[0])] if len(metrics) == 1 else []
+        directory = stage_dir / "trials" / f"trial_{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(directory))
+        trial.set_user_attr("overrides", json.dumps(overrides, default=str))
+        try:
+            result = session.run_trial(overrides, number=trial.number, directory=directory,
+                                       metric=objective, plugins=observers)
+        except (UsageError, RunInterrupted, KeyboardInterrupt):
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        if result.state == "complete" and result.value is not None:
+            study.tell(trial, result.value)
+        elif result.state == "pruned":
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            trial.set_user_attr("error", result.error or "")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _spawn_workers(session: SearchSession, name: str, url: str) -> None:
+    """``--workers N``: N processes share the study through its storage."""
+    import yaml
+
+    stage_dir = session.study_dir / name
+    config_file = stage_dir / "search_config.yaml"
+    atomic_write_text(config_file, yaml.safe_dump(session.config.to_dict(), sort_keys=False))
+    command = [sys.executable, "-m", "hookforge", "-q", "search", "-c", str(config_file),
+               "--stage", name, "--study", session.study, "--storage", url]
+    env = {**os.environ, WORKER_ENV: "1"}
+    workers = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+               for _ in range(session.workers)]
+    errors = []
+    for process in workers:
+        _, err = process.communicate()
+        if process.returncode != 0:
+            errors.append(err.strip().splitlines()[-1] if err.strip() else f"exit {process.returncode}")
+    if errors:
+        raise UsageError(f"{len(errors)} of {len(workers)} workers failed: {errors[0]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+# ---------------------------------------------------------------------------------------------
+
+
+def _trial_results(study: optuna.Study) -> list[TrialResult]:
+    from hookforge.record import RunRecord
+
+    results = []
+    for trial in study.get_trials(deepcopy=False):
+        run_dir = Path(trial.user_attrs["run_dir"]) if "run_dir" in trial.user_attrs else None
+        params = json.loads(trial.user_attrs.get("overrides", "{}"))
+        metrics = trial_metrics(RunRecord(run_dir)) if run_dir and (run_dir / "run.json").exists() else {}
+        values = trial.values
+        value: float | list[float] | None = None
+        if values is not None:
+            value = values[0] if len(values) == 1 else list(values)
+        duration = (trial.datetime_complete - trial.datetime_start).total_seconds() \
+            if trial.datetime_complete and trial.datetime_start else None
+        results.append(TrialResult(number=trial.number, params=params,
+                                   state=STATES.get(trial.state, str(trial.state)), metrics=metrics,
+                                   value=value, run_dir=run_dir, duration_s=duration,
+                                   error=trial.user_attrs.get("error")))
+    return results
+
+
+def _write_outputs(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, name: str,
+                   stage_dir: Path, url: str) -> SearchResult:
+    trials = _trial_results(study)
+    write_trials(trials, stage_dir)
+    complete = [t for t in trials if t.state == "complete"]
+    if len(cfg.metrics()) == 1:
+        best_numbers = [study.best_trial.number] if complete else []
+    else:
+        best_numbers = [t.number for t in study.best_trials] if complete else []
+    best = [t for t in trials if t.number in best_numbers]
+    if best:
+        write_best_config(session, best[0], stage_dir)
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state] = counts.get(t.state, 0) + 1
+    atomic_write_json(stage_dir / "summary.json", {
+        "status": "complete", "study": session.study, "stage": name,
+        "optuna_study": study.study_name, "storage": redact_text(url),
+        "metrics": cfg.metrics(), "directions": cfg.directions(), "trials": counts,
+        "best": [{"number": t.number, "value": t.value, "params": t.params,
+                  "run_dir": str(t.run_dir) if t.run_dir else None} for t in best],
+    })
+    _plots(study, cfg, stage_dir)
+    return SearchResult(study=session.study, trials=trials, best=best, output_dir=stage_dir,
+                        extra={"metric": cfg.metrics()[0], "stage": name})
+
+
+def _plots(study: optuna.Study, cfg: OptunaConfig, stage_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import warnings
+
+    import optuna.visualization.matplotlib as plots
+
+    from hookforge.figures import save_figure
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return
+    single = len(cfg.metrics()) == 1
+    wanted = [("optimization_history", plots.plot_optimization_history, single),
+              ("param_importances", plots.plot_param_importances, single and len(complete) > 1),
+              ("parallel_coordinate", plots.plot_parallel_coordinate, single),
+              ("pareto_front", plots.plot_pareto_front, not single)]
+    for title, draw, applicable in wanted:
+        if not applicable:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+                axes = draw(study)
+            figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+            figure.set_size_inches(8, 5)
+            figure.tight_layout()
+            save_figure(figure, stage_dir / f"{title}.png")
+        except Exception as exc:  # too few trials or parameters for this plot
+            log.info("plot %s skipped: %s", title, exc)
+
+
+def _load_result(session: SearchSession, name: str, stage_dir: Path) -> SearchResult:
+    trials = [TrialResult(**{**t, "run_dir": Path(t["run_dir"]) if t.get("run_dir") else None})
+              for t in read_json(stage_dir / "trials.json")]
+    summary = read_json(stage_dir / "summary.json")
+    best_numbers = {b.get("number") for b in summary.get("best", [])}
+    return SearchResult(study=session.study, trials=trials,
+                        best=[t for t in trials if t.number in best_numbers], output_dir=stage_dir,
+                        extra={"metric": (summary.get("metrics") or [None])[0], "stage": name})
+
+
+# ---------------------------------------------------------------------------------------------
+# refit: the best config, several seeds, mean, std and a t interval
+# ---------------------------------------------------------------------------------------------
+
+
+def _refit(cfg: OptunaConfig, session: SearchSession, name: str, stage: StageConfig,
+           stages: dict[str, StageConfig]) -> SearchResult:
+    import numpy as np
+    from scipy import stats
+
+    source = stage.from_stage or list(stages)[list(stages).index(name) - 1]
+    source_dir = session.study_dir / source
+    if not _complete(source_dir):
+        raise UsageError(f"stage '{name}' refits the best config of stage '{source}', which has not "
+                         f"finished; run `hookforge search -c CONFIG --stage {source}` first")
+    summary = read_json(source_dir / "summary.json")
+    if not summary.get("best"):
+        raise UsageError(f"stage '{source}' has no complete trial to refit")
+    best_params = summary["best"][0]["params"]
+    stage_dir = session.study_dir / name
+    metrics = cfg.metrics()
+    objective: str | list[str] = metrics[0] if len(metrics) == 1 else metrics
+    runs = []
+    for number, seed in enumerate(stage.seeds):
+        overrides = {**best_params, **stage.overrides, "run.seed": seed}
+        runs.append(session.run_trial(overrides, number=number, metric=objective,
+                                      directory=stage_dir / "runs" / f"seed_{seed}"))
+    write_trials(runs, stage_dir)
+    keys = sorted({k for r in runs for k in r.metrics
+                   if k.split("/")[0] in ("val", "test") and not k.endswith("n_samples")})
+    summary_stats: dict[str, dict[str, float]] = {}
+    for key in keys:
+        values = np.array([r.metrics[key] for r in runs if key in r.metrics], dtype=float)
+        n = len(values)
+        mean = float(values.mean())
+        std = float(values.std(ddof=1)) if n > 1 else 0.0
+        half = float(stats.t.ppf((1 + stage.confidence) / 2, n - 1) * std / math.sqrt(n)) if n > 1 else 0.0
+        summary_stats[key] = {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half,
+                              "n": n}
+    best_overall = TrialResult(number=0, params={**best_params, **stage.overrides}, state="complete")
+    write_best_config(session, best_overall, stage_dir)
+    atomic_write_json(stage_dir / "summary.json", {
+        "status": "complete", "kind": "refit", "study": session.study, "stage": name,
+        "from_stage": source, "params": best_params, "seeds": stage.seeds,
+        "confidence": stage.confidence, "metrics": metrics,
+        "runs": [{"seed": s, "state": r.state, "run_dir": str(r.run_dir), "value": r.value}
+                 for s, r in zip(stage.seeds, runs, strict=True)],
+        "stats": summary_stats,
+    })
+    primary = summary_stats.get(metrics[0], {})
+    if primary:
+        log.info("refit %s over %d seeds: %.4f ± %.4f (%d%% CI %.4f..%.4f)", metrics[0], len(runs),
+                 primary["mean"], primary["std"], int(stage.confidence * 100), primary["ci_low"],
+                 primary["ci_high"])
+    return SearchResult(study=session.study, trials=runs, best=[], output_dir=stage_dir,
+                        extra={"metric": metrics[0], "stage": name, "stats": summary_stats})
+

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 
 import hookforge
 from hookforge.errors import CheckpointError, DataError
 from hookforge.record import RunRecord
 
+ROOT = Path(__file__).resolve().parents[3]
 TIMING = {"samples_per_s", "epoch_time_s", "peak_memory_mb"}
 
 

@@ -1,0 +1,210 @@
+"""The optuna searcher through `hookforge search` and Python."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SPACE = {"model.temperature": {"type": "loguniform", "low": 0.05, "high": 5.0},
+         "model.metric": {"type": "categorical", "choices": ["euclidean", "manhattan"]},
+         "model.standardize": {"type": "categorical", "choices": [True, False],
+                               "when": {"model.metric": "manhattan"}}}
+STUDY = Path("outputs") / "hpo" / "hpo"
+
+
+def trials(stage_dir: Path) -> list[dict]:
+    return json.loads((stage_dir / "trials.json").read_text())
+
+
+def test_single_stage_outputs_and_seeded_sampler(plan, hookforge_cli, hookforge_tmp):
+    config = plan({"n_trials": 6, "space": SPACE})
+    result = hookforge_cli("search", "-c", config)
+    assert result.returncode == 0, result.stderr
+    stage = hookforge_tmp / STUDY / "search"
+    rows = trials(stage)
+    assert [t["number"] for t in rows] == list(range(6))
+    assert {t["state"] for t in rows} == {"complete"}
+    for name in ("trials.csv", "summary.json", "best_config.yaml", "optimization_history.png"):
+        assert (stage / name).exists(), name
+    assert (hookforge_tmp / STUDY / "study.db").exists()  # default storage: SQLite, one worker
+    assert not list((hookforge_tmp / "outputs").rglob("*.pkl"))
+    summary = json.loads((stage / "summary.json").read_text())
+    best = max(rows, key=lambda t: t["value"])
+    assert summary["best"][0]["number"] == best["number"]
+    for row in rows:  # each trial is a full run with its own record
+        info = json.loads((Path(row["run_dir"]) / "run.json").read_text())
+        assert info["status"] == "finished" and info["parent"]["trial"] == row["number"]
+    again = hookforge_cli("train", "-c", stage / "best_config.yaml", "--run-dir", "best")
+    assert again.returncode == 0, again.stderr
+
+    # the same seed samples the same parameters in a fresh study
+    other = hookforge_cli("search", "-c", config, "--study", "again")
+    assert other.returncode == 0, other.stderr
+    params = [t["params"] for t in trials(hookforge_tmp / "outputs" / "hpo" / "again" / "search")]
+    assert params == [t["params"] for t in rows]
+
+
+def test_conditional_parameter_only_when_its_condition_holds(plan, hookforge_cli, hookforge_tmp):
+    result = hookforge_cli("search", "-c", plan({"n_trials": 8, "space": SPACE,
+                                                 "sampler": {"name": "random"}}))
+    assert result.returncode == 0, result.stderr
+    rows = trials(hookforge_tmp / STUDY / "search")
+    assert {t["params"]["model.metric"] for t in rows} == {"euclidean", "manhattan"}
+    for row in rows:
+        assert ("model.standardize" in row["params"]) == (row["params"]["model.metric"] == "manhattan")
+
+
+def test_four_stage_plan_narrows_refits_and_skips_finished_stages(plan, hookforge_cli, hookforge_tmp):
+    config = plan({"n_trials": 4, "space": SPACE, "stages": {
+        "sanity": {"n_trials": 2, "overrides": {"data.split.val": 0.3}},
+        "coarse": {"n_trials": 5},
+        "fine": {"n_trials": 3, "narrow_from": "coarse", "top_k": 2},
+        "refit": {"kind": "refit", "from_stage": "fine", "seeds": [1, 2, 3]}}})
+    early = hookforge_cli("search", "-c", config, "--stage", "fine")
+    assert early.returncode == 2
+    assert "narrows the space around stage 'coarse', which has not finished" in early.stderr
+
+    result = hookforge_cli("search", "-c", config)
+    assert result.returncode == 0, result.stderr
+    study = hookforge_tmp / STUDY
+    assert [len(trials(study / s)) for s in ("sanity", "coarse", "fine", "refit")] == [2, 5, 3, 3]
+    coarse_top = sorted((t for t in trials(study / "coarse")), key=lambda t: -t["value"])[:2]
+    narrowed = json.loads((study / "fine" / "space.json").read_text())
+    temperatures = [t["params"]["model.temperature"] for t in coarse_top]
+    assert 0.05 <= narrowed["model.temperature"]["low"] <= min(temperatures)
+    assert max(temperatures) <= narrowed["model.temperature"]["high"] <= 5.0
+    assert set(narrowed["model.metric"]["choices"]) == {t["params"]["model.metric"] for t in coarse_top}
+    for row in trials(study / "fine"):
+        assert narrowed["model.temperature"]["low"] <= row["params"]["model.temperature"] \
+            <= narrowed["model.temperature"]["high"]
+    refit = json.loads((study / "refit" / "summary.json").read_text())
+    assert refit["seeds"] == [1, 2, 3] and len(refit["runs"]) == 3
+    for key in ("val/accuracy", "test/accuracy"):
+        stats = refit["stats"][key]
+        assert stats["n"] == 3 and stats["ci_low"] <= stats["mean"] <= stats["ci_high"]
+    seeds = {json.loads((Path(r["run_dir"]) / "run.json").read_text())["seed"] for r in refit["runs"]}
+    assert seeds == {1, 2, 3}
+
+    again = hookforge_cli("search", "-c", config)
+    assert again.returncode == 0
+    assert again.stderr.count("already complete") == 4
+    assert len(trials(study / "coarse")) == 5
+
+
+def test_pruned_trials_are_recorded_as_pruned(plan, hookforge_cli, hookforge_tmp):
+    config = plan({
+        "n_trials": 6, "sampler": {"name": "random"},
+        "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        "space": {"loop.optimizer.lr": {"type": "categorical", "choices": [0.05, 1.0e-7]}}},
+        model={"name": "mlp", "hidden": [16]},
+        loop={"name": "supervised", "epochs": 3, "batch_size": 32, "device": "cpu"})
+    result = hookforge_cli("search", "-c", config)
+    assert result.returncode == 0, result.stderr
+    rows = trials(hookforge_tmp / STUDY / "search")
+    pruned = [t for t in rows if t["state"] == "pruned"]
+    assert pruned, rows
+    for row in pruned:
+        assert row["params"]["loop.optimizer.lr"] == 1.0e-7
+        info = json.loads((Path(row["run_dir"]) / "run.json").read_text())
+        assert info["stop_reason"] == "pruned" and info["status"] == "finished"
+
+
+def test_multi_objective_reports_the_pareto_front(plan, hookforge_cli, hookforge_tmp):
+    result = hookforge_cli("search", "-c", plan({"n_trials": 5, "space": SPACE,
+                                                 "metric": ["val/accuracy", "val/f1_macro"]}))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((hookforge_tmp / STUDY / "search" / "summary.json").read_text())
+    assert summary["directions"] == ["maximize", "maximize"] and summary["best"]
+    assert all(isinstance(b["value"], list) for b in summary["best"])
+    assert (hookforge_tmp / STUDY / "search" / "pareto_front.png").exists()
+
+
+@pytest.mark.parametrize("searcher, message", [
+    ({"space": {"model.temperature": {"type": "uniform", "low": 2, "high": 1}}}, "bounds are inverted"),
+    ({"space": {"model.metric": {"type": "categorical", "choices": []}}}, "needs at least one choice"),
+    ({"space": {"model.temprature": {"type": "uniform", "low": 1, "high": 2}}},
+     "'model.temprature' is not a config key (did you mean 'model.temperature'?)"),
+    ({"space": {"model.temperature": {"type": "loguniform", "low": 0, "high": 2}}}, "needs low > 0"),
+    ({"stages": {"refit": {"kind": "refit"}}}, "needs from_stage"),
+])
+def test_bad_spaces_fail_before_any_trial(searcher, message, plan, hookforge_cli, hookforge_tmp):
+    result = hookforge_cli("search", "-c", plan({"n_trials": 2, **searcher}))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (hookforge_tmp / STUDY / "search" / "trials").exists()
+
+
+def test_unknown_objective_metric_fails_on_the_first_trial(plan, hookforge_cli, hookforge_tmp):
+    result = hookforge_cli("search", "-c", plan({"n_trials": 5, "space": SPACE,
+                                                 "metric": "val/acuracy"}))
+    assert result.returncode == 2
+    assert "objective metric 'val/acuracy' was never logged" in result.stderr
+    assert "did you mean 'val/accuracy'" in result.stderr
+    assert len(list((hookforge_tmp / STUDY / "search" / "trials").iterdir())) == 1
+
+
+def test_unreachable_storage_is_a_clear_error(plan, hookforge_cli):
+    result = hookforge_cli("search", "-c", plan({"n_trials": 2, "space": SPACE}),
+                           "--storage", "postgresql://hookforge:secret@127.0.0.1:1/nowhere")
+    assert result.returncode == 2
+    assert "cannot open the study storage postgresql://hookforge:***REDACTED***@127.0.0.1:1" \
+        in result.stderr
+    assert "secret" not in result.stderr
+
+
+def test_unknown_stage(plan, hookforge_cli):
+    result = hookforge_cli("search", "-c", plan({"space": SPACE, "stages": {"coarse": {}}}),
+                           "--stage", "corse")
+    assert result.returncode == 2 and "did you mean 'coarse'" in result.stderr
+
+
+def test_two_workers_share_a_journal_storage(plan, hookforge_cli, hookforge_tmp):
+    result = hookforge_cli("search", "-c", plan({"n_trials": 6, "space": SPACE}), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    rows = trials(hookforge_tmp / STUDY / "search")
+    assert (hookforge_tmp / STUDY / "journal.log").exists()
+    complete = [t for t in rows if t["state"] == "complete"]
+    assert 6 <= len(complete) <= 7  # workers ask concurrently: at most one extra trial each
+    assert len({t["number"] for t in rows}) == len(rows)
+    pids = {json.loads((Path(t["run_dir"]) / "run.json").read_text())["pid"] for t in complete}
+    assert len(pids) == 2
+
+
+def test_killed_search_resumes_without_losing_or_repeating_trials(plan, hookforge_tmp):
+    config = plan({"n_trials": 6, "space": {
+                      "model.dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
+                      "loop.optimizer.lr": {"type": "loguniform", "low": 1.0e-3, "high": 0.1}}},
+                  model={"name": "mlp", "hidden": [16]},
+                  loop={"name": "supervised", "epochs": 4, "batch_size": 16, "device": "cpu"})
+    env = {**os.environ, "HOOKFORGE_PROGRESS": "0"}
+    command = [sys.executable, "-m", "hookforge", "search", "-c", config]
+    process = subprocess.Popen(command, cwd=hookforge_tmp, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    trials_dir = hookforge_tmp / STUDY / "search" / "trials"
+    deadline = time.time() + 180
+    while time.time() < deadline:  # kill it while its third trial runs
+        assert process.poll() is None, "the search ended before it could be killed"
+        if trials_dir.exists() and len(list(trials_dir.iterdir())) >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = {p.name for p in trials_dir.iterdir()
+                       if json.loads((p / "run.json").read_text()).get("status") == "finished"}
+    rerun = subprocess.run(command, cwd=hookforge_tmp, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "left running by a stopped worker; marked failed" in rerun.stderr
+    rows = trials(hookforge_tmp / STUDY / "search")
+    states = [t["state"] for t in rows]
+    assert states.count("complete") == 6 and states.count("failed") == 1
+    assert len({t["number"] for t in rows}) == len(rows)
+    for name in finished_before:  # finished trials were kept, not run again
+        info = json.loads((trials_dir / name / "run.json").read_text())
+        assert info["status"] == "finished" and "resumes" not in info

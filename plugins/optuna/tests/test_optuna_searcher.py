@@ -104,7 +104,8 @@ def test_pruned_trials_are_recorded_as_pruned(plan, hookforge_cli, hookforge_tmp
         "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
         "space": {"loop.optimizer.lr": {"type": "categorical", "choices": [0.05, 1.0e-7]}}},
         model={"name": "mlp", "hidden": [16]},
-        loop={"name": "supervised", "epochs": 3, "batch_size": 32, "device": "cpu"})
+        loop={"name": "supervised", "epochs": 3, "batch_size": 32, "device": "cpu"},
+        trackers=["local", {"name": "mlflow", "tracking_uri": "sqlite:///hpo.db"}])
     result = hookforge_cli("search", "-c", config)
     assert result.returncode == 0, result.stderr
     rows = trials(hookforge_tmp / STUDY / "search")
@@ -114,6 +115,13 @@ def test_pruned_trials_are_recorded_as_pruned(plan, hookforge_cli, hookforge_tmp
         assert row["params"]["loop.optimizer.lr"] == 1.0e-7
         info = json.loads((Path(row["run_dir"]) / "run.json").read_text())
         assert info["stop_reason"] == "pruned" and info["status"] == "finished"
+        events = (Path(row["run_dir"]) / "events.jsonl").read_text()
+        assert '"reason": "pruned"' in events
+        from mlflow import MlflowClient
+
+        run_id = json.loads((Path(row["run_dir"]) / "trackers" / "mlflow.json").read_text())["run_id"]
+        tags = MlflowClient("sqlite:///" + str(hookforge_tmp / "hpo.db")).get_run(run_id).data.tags
+        assert tags["hookforge.stop_reason"] == "pruned"
 
 
 def test_multi_objective_reports_the_pareto_front(plan, hookforge_cli, hookforge_tmp):

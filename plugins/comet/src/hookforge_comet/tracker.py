@@ -144,6 +144,11 @@ class CometTracker(BackgroundTracker):
                                                      title=f"confusion matrix ({split})",
                                                      file_name=f"confusion_matrix_{split}.json")
 
+    def send_event(self, event: str, payload: dict[str, Any]) -> None:
+        if event == "stop_requested":  # early stopping, or a pruned HPO trial
+            self.experiment.log_other("stop_reason", str(payload.get("reason")))
+            self.experiment.add_tag(f"stopped:{payload.get('reason')}")
+
     def close(self, status: str) -> None:
         self.experiment.log_other("status", status)
         self.experiment.end()

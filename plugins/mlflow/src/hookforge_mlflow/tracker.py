@@ -173,6 +173,10 @@ class MlflowTracker(BackgroundTracker):
         elif path.is_file():
             client.log_artifact(self.run_id, str(path))
 
+    def send_event(self, event: str, payload: dict[str, Any]) -> None:
+        if event == "stop_requested":  # early stopping, or a pruned HPO trial
+            self._client().set_tag(self.run_id, "hookforge.stop_reason", str(payload.get("reason")))
+
     def close(self, status: str) -> None:
         self._client().set_terminated(self.run_id, status=STATUS.get(status, "FINISHED"))
 

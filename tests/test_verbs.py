@@ -215,3 +215,23 @@ def test_grid_search_bad_input(hookforge_cli):
     assert metric.returncode == 2 and "objective metric 'val/acc' was never logged" in metric.stderr
     no_searcher = hookforge_cli("search", "-c", QUICKSTART, f"data.path={IRIS_CSV}")
     assert no_searcher.returncode == 2 and "'searcher' section is missing" in no_searcher.stderr
+
+
+def test_classification_averages_equal_sklearns_own():
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from hookforge.builtins.evaluators.classification import ClassificationEvaluator
+    from hookforge.types import Predictions
+
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    y_pred[y_pred == 3] = 2  # a class never predicted: zero_division matters
+    out = ClassificationEvaluator().evaluate(
+        None, "val", Predictions(y_pred, y_true=y_true, classes=["a", "b", "c", "d"]), final=False)
+    for average in ("macro", "micro", "weighted"):
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=[0, 1, 2, 3],
+                                                         average=average, zero_division=0)
+        assert out[f"precision_{average}"] == pytest.approx(p)
+        assert out[f"recall_{average}"] == pytest.approx(r)
+        assert out[f"f1_{average}"] == pytest.approx(f)

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +256,8 @@ def format_metric_row(step: int, epoch: int | None, split: str, name: str, value
     return f"{step},{'' if epoch is None else epoch},{split},{name},{text}"
 
 
-def environment_versions(packages: list[str]) -> dict[str, str]:
+@lru_cache(maxsize=8)
+def _versions(packages: tuple[str, ...]) -> dict[str, str]:
     """Versions of installed distributions (read from metadata; nothing is imported)."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -268,8 +270,20 @@ def environment_versions(packages: list[str]) -> dict[str, str]:
     return found
 
 
+def environment_versions(packages: list[str]) -> dict[str, str]:
+    """Versions of installed distributions (read from metadata once per process)."""
+    return dict(_versions(tuple(packages)))
+
+
 def git_commit(cwd: Path | None = None) -> dict[str, Any] | None:
-    """The commit of the git work tree the command runs in, and whether it has local changes."""
+    """The commit of the git work tree the command runs in, and whether it has local changes
+    (asked once per process and directory: a search runs many trials from one work tree)."""
+    result = _git_commit(str(Path(cwd or ".").resolve()))
+    return dict(result) if result else None
+
+
+@lru_cache(maxsize=16)
+def _git_commit(cwd: str) -> dict[str, Any] | None:
     import subprocess
 
     try:

@@ -90,6 +90,7 @@ class Run:
         self.seed = config.run.seed
         self.log_every_n_steps = config.run.log_every_n_steps
         self.parent = parent
+        self.figures = config.run.figures if config.run.figures is not None else parent is None
         self.command = list(command) if command is not None else list(sys.argv)
         self._run_dir = run_dir
         self.record = record
@@ -432,8 +433,7 @@ class Run:
             self.emit("resume", from_step=self.resume_from.step if self.resume_from else None)
             return
         self.record.write_config(self.config.to_dict())
-        dists = sorted({(e.distribution, e.version) for e in registry.entries()
-                        if e.version != "-"})
+        dists = _plugin_distributions()
         versions = {"hookforge": _version()}
         versions.update({name: version for name, version in dists})
         versions.update(environment_versions(KEY_LIBRARIES))
@@ -527,6 +527,10 @@ def _info_dict(info: DatasetInfo) -> dict[str, Any]:
     from dataclasses import asdict
 
     return asdict(info)
+
+
+def _plugin_distributions() -> list[tuple[str, str]]:
+    return sorted({(e.distribution, e.version) for e in registry.entries() if e.version != "-"})
 
 
 def _version() -> str:

@@ -30,6 +30,8 @@ class RunSection(ComponentConfig):
     output_dir: str = Field("outputs", description="runs go to OUTPUT_DIR/runs/, searches to OUTPUT_DIR/hpo/")
     progress: bool = Field(True, description="show a progress bar when stderr is a terminal")
     log_every_n_steps: int = Field(50, ge=1, description="aggregate per-step values over this many steps")
+    figures: bool | None = Field(None, description="draw PNG figures (default: yes for runs, no for "
+                                                   "search trials, where they cost more than they show)")
     tags: dict[str, str] = Field(default_factory=dict, description="free-form tags passed to trackers")
     description: str = Field("", description="free text stored in run.json")
 

@@ -19,3 +19,12 @@ def plan(hookforge_tmp):
         path.write_text(yaml.safe_dump(config))
         return str(path)
     return make
+
+
+@pytest.fixture
+def slow_env(hookforge_installed):
+    """Makes `--model slow` (fits in a known time) available to worker subprocesses."""
+    from pathlib import Path
+
+    return hookforge_installed({"hookforge.models": {"slow": "slow_model:SlowCentroid"}},
+                               [Path(__file__).parent])

@@ -173,8 +173,9 @@ def test_unknown_stage(plan, hookforge_cli):
     assert result.returncode == 2 and "did you mean 'coarse'" in result.stderr
 
 
-def test_two_workers_share_a_journal_storage(plan, hookforge_cli, hookforge_tmp):
-    result = hookforge_cli("search", "-c", plan({"n_trials": 6, "space": SPACE}), "--workers", "2")
+def test_two_workers_share_a_journal_storage(plan, hookforge_cli, hookforge_tmp, slow_env):
+    result = hookforge_cli("search", "-c", plan({"n_trials": 6, "space": SPACE}, model={"name": "slow"}),
+                           "--workers", "2", env=slow_env)
     assert result.returncode == 0, result.stderr
     rows = trials(hookforge_tmp / STUDY / "search")
     assert (hookforge_tmp / STUDY / "journal.log").exists()

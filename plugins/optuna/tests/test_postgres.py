@@ -54,9 +54,10 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_two_workers_share_a_postgresql_study(postgres_url, plan, hookforge_cli, hookforge_tmp):
-    result = hookforge_cli("search", "-c", plan({"n_trials": 6, "space": SPACE}),
-                           "--storage", postgres_url, "--study", "shared", "--workers", "2")
+def test_two_workers_share_a_postgresql_study(postgres_url, plan, hookforge_cli, hookforge_tmp,
+                                              slow_env):
+    result = hookforge_cli("search", "-c", plan({"n_trials": 6, "space": SPACE}, model={"name": "slow"}),
+                           "--storage", postgres_url, "--study", "shared", "--workers", "2", env=slow_env)
     assert result.returncode == 0, result.stderr
     import optuna
 

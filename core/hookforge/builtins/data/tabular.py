@@ -7,6 +7,7 @@ directory as splits.json so that evaluation and resume see exactly the same rows
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -242,10 +243,14 @@ class SklearnSource(TabularSource):
         return f"sklearn dataset '{self.config.dataset}'"
 
     def read_frame(self, run: Run | None) -> pd.DataFrame:
-        from sklearn import datasets
+        return _bundled(self.config.dataset).copy()  # the target is the last column, "target"
 
-        loader = getattr(datasets, f"load_{self.config.dataset}")
-        bunch = loader(as_frame=True)
-        frame = bunch.frame.copy()
-        frame.columns = [str(c) for c in frame.columns]
-        return frame  # the target is the last column, named "target"
+
+@lru_cache(maxsize=8)
+def _bundled(name: str) -> pd.DataFrame:
+    """A bundled scikit-learn dataset, parsed once per process (searches load it every trial)."""
+    from sklearn import datasets
+
+    frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
+    frame.columns = [str(c) for c in frame.columns]
+    return frame

@@ -35,22 +35,27 @@ class ClassificationEvaluator(Evaluator):
             return self._multilabel(y_true, y_pred, predictions)
         classes = predictions.classes or sorted(set(y_true.tolist()) | set(y_pred.tolist()))
         labels = list(range(len(classes))) if predictions.classes else classes
-        out: dict[str, Any] = {"accuracy": float(skm.accuracy_score(y_true, y_pred))}
-        for average in ("macro", "micro", "weighted"):
-            p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels,
-                                                             average=average, zero_division=0)
-            out.update({f"precision_{average}": float(p), f"recall_{average}": float(r),
-                        f"f1_{average}": float(f)})
+        accuracy = float(skm.accuracy_score(y_true, y_pred))
+        out: dict[str, Any] = {"accuracy": accuracy}
+        # One sklearn call for the per-class values; the averages follow from them (macro: mean,
+        # weighted: support-weighted mean, micro: equal to accuracy for single-label data). This is
+        # what sklearn computes for each `average`, without recounting the matrix four times.
+        p, r, f, support = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                               average=None, zero_division=0)
+        weights = support / support.sum() if support.sum() else np.zeros_like(support, dtype=float)
+        for name, values in (("precision", p), ("recall", r), ("f1", f)):
+            out[f"{name}_macro"] = float(np.mean(values))
+            out[f"{name}_micro"] = accuracy
+            out[f"{name}_weighted"] = float(np.sum(values * weights))
         if self.config.per_class:
-            per_class = skm.f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-            out.update({f"f1_class_{c}": float(v) for c, v in zip(classes, per_class, strict=True)})
+            out.update({f"f1_class_{c}": float(v) for c, v in zip(classes, f, strict=True)})
         auroc = _macro_auroc(y_true, predictions.scores, labels)
         if auroc is not None:
             out["auroc_macro"] = auroc
         if self.config.confusion_matrix:
             matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)
             out["confusion_matrix"] = matrix.tolist()
-            if final:
+            if final and getattr(run, "figures", True):
                 _draw_confusion(run, split, matrix, classes)
         return out
 

@@ -135,7 +135,7 @@ class LocalTracker(Tracker):
     # -- figures and sync ------------------------------------------------------------------------
     def draw_figures(self, run: Run) -> list[Path]:
         """metric_<name>.png for every logged series (called by the run before it ends)."""
-        if not self.config.figures or run.record is None:
+        if not self.config.figures or not run.figures or run.record is None:
             return []
         self.flush()
         from hookforge.figures import plot_metric_series

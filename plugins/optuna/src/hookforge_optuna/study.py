@@ -204,10 +204,11 @@ def _search_stage(cfg: OptunaConfig, session: SearchSession, name: str, stage: S
         directions=cfg.directions())
     _fail_orphans(study)
     n_trials = stage.n_trials or cfg.n_trials
-    if session.workers > 1 and not worker:
-        _spawn_workers(session, name, url)
-    else:
+    children = _spawn_workers(session, name, url) if session.workers > 1 and not worker else []
+    try:  # this process is one of the workers: its start-up is already paid for
         _work(study, cfg, session, stage, stage_dir, space, n_trials)
+    finally:
+        _wait_for(children)
     if worker:
         return SearchResult(study=session.study, trials=[], best=[], output_dir=stage_dir)
     return _write_outputs(study, cfg, session, name, stage_dir, url)
@@ -217,8 +218,9 @@ def _fail_orphans(study: optuna.Study) -> None:
     """Trials left RUNNING by a worker of this machine that is gone are marked failed."""
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        pid = trial.user_attrs.get("pid")
-        if trial.user_attrs.get("host") == host and pid and not pid_alive(int(pid)):
+        owner = trial.user_attrs.get("hookforge", {})
+        pid = owner.get("pid")
+        if owner.get("host") == host and pid and not pid_alive(int(pid)):
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             log.warning("trial %d of %s was left running by a stopped worker; marked failed",
                         trial.number, study.study_name)
@@ -239,14 +241,14 @@ def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage:
     objective: str | list[str] = metrics[0] if len(metrics) == 1 else metrics
     while _counted(study) < n_trials and (deadline is None or time.time() < deadline):
         trial = study.ask()
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
         params = suggest(trial, space, base)
         overrides = {**stage.overrides, **params}
         observers = [PruningObserver(trial, metrics[0])] if len(metrics) == 1 else []
         directory = stage_dir / "trials" / f"trial_{trial.number:04d}"
-        trial.set_user_attr("run_dir", str(directory))
-        trial.set_user_attr("overrides", json.dumps(overrides, default=str))
+        # one attribute, one storage write (each write is a transaction in an RDB storage)
+        trial.set_user_attr("hookforge", {"host": socket.gethostname(), "pid": os.getpid(),
+                                          "run_dir": str(directory),
+                                          "overrides": json.dumps(overrides, default=str)})
         try:
             result = session.run_trial(overrides, number=trial.number, directory=directory,
                                        metric=objective, plugins=observers)
@@ -262,8 +264,8 @@ def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
-def _spawn_workers(session: SearchSession, name: str, url: str) -> None:
-    """``--workers N``: N processes share the study through its storage."""
+def _spawn_workers(session: SearchSession, name: str, url: str) -> list[subprocess.Popen[str]]:
+    """``--workers N``: N-1 more processes share the study through its storage."""
     import yaml
 
     stage_dir = session.study_dir / name
@@ -272,15 +274,18 @@ def _spawn_workers(session: SearchSession, name: str, url: str) -> None:
     command = [sys.executable, "-m", "hookforge", "-q", "search", "-c", str(config_file),
                "--stage", name, "--study", session.study, "--storage", url]
     env = {**os.environ, WORKER_ENV: "1"}
-    workers = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-               for _ in range(session.workers)]
+    return [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+            for _ in range(session.workers - 1)]
+
+
+def _wait_for(children: list[subprocess.Popen[str]]) -> None:
     errors = []
-    for process in workers:
+    for process in children:
         _, err = process.communicate()
         if process.returncode != 0:
             errors.append(err.strip().splitlines()[-1] if err.strip() else f"exit {process.returncode}")
     if errors:
-        raise UsageError(f"{len(errors)} of {len(workers)} workers failed: {errors[0]}")
+        raise UsageError(f"{len(errors)} of {len(children)} worker processes failed: {errors[0]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,8 +298,9 @@ def _trial_results(study: optuna.Study) -> list[TrialResult]:
 
     results = []
     for trial in study.get_trials(deepcopy=False):
-        run_dir = Path(trial.user_attrs["run_dir"]) if "run_dir" in trial.user_attrs else None
-        params = json.loads(trial.user_attrs.get("overrides", "{}"))
+        attrs = trial.user_attrs.get("hookforge", {})
+        run_dir = Path(attrs["run_dir"]) if "run_dir" in attrs else None
+        params = json.loads(attrs.get("overrides", "{}"))
         metrics = trial_metrics(RunRecord(run_dir)) if run_dir and (run_dir / "run.json").exists() else {}
         values = trial.values
         value: float | list[float] | None = None

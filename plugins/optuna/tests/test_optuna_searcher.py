@@ -217,3 +217,16 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(plan, hookforg
     for name in finished_before:  # finished trials were kept, not run again
         info = json.loads((trials_dir / name / "run.json").read_text())
         assert info["status"] == "finished" and "resumes" not in info
+
+
+@pytest.mark.parametrize("sampler", ["cmaes", "grid"])
+def test_other_samplers(sampler, plan, hookforge_cli, hookforge_tmp):
+    space = {"model.temperature": {"type": "uniform", "low": 0.1, "high": 3.0}} if sampler == "cmaes" \
+        else {"model.metric": {"type": "categorical", "choices": ["euclidean", "manhattan"]}}
+    result = hookforge_cli("search", "-c", plan({"n_trials": 2, "space": space,
+                                                 "sampler": {"name": sampler, "n_startup_trials": 1}}))
+    assert result.returncode == 0, result.stderr
+    rows = trials(hookforge_tmp / STUDY / "search")
+    assert len(rows) == 2 and {r["state"] for r in rows} == {"complete"}
+    if sampler == "grid":
+        assert {r["params"]["model.metric"] for r in rows} == {"euclidean", "manhattan"}

@@ -256,12 +256,29 @@ def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         if result.state == "complete" and result.value is not None:
-            study.tell(trial, result.value)
+            told = _tell(study, trial, values=result.value)
         elif result.state == "pruned":
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            told = _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
         else:
             trial.set_user_attr("error", result.error or "")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            told = _tell(study, trial, state=optuna.trial.TrialState.FAIL)
+        if not told:
+            break
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> bool:
+    """Tell optuna a trial's outcome; False when the grid sampler has run out of points.
+
+    GridSampler calls ``study.stop()`` after the last grid point, which raises outside
+    ``optimize()`` (documented for ask-and-tell in optuna PR #5153); the outcome is stored first.
+    """
+    try:
+        study.tell(trial, **outcome)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+        return False
+    return True
 
 
 def _spawn_workers(session: SearchSession, name: str, url: str) -> list[subprocess.Popen[str]]:

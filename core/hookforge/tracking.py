@@ -122,7 +122,7 @@ class BackgroundTracker(Tracker):
                                   resumed=run.resumed, parent=run.parent,
                                   info=record.info() if record.run_file.exists() else {},
                                   tags=dict(run.config.run.tags))
-        self._thread = threading.Thread(target=self._work, args=(self._deliver_here,), daemon=True,
+        self._thread = threading.Thread(target=self._work, daemon=True,
                                         name=f"hookforge-{self.plugin_name}")
         self._thread.start()
         self._queue.put(("open", self.context))
@@ -158,7 +158,7 @@ class BackgroundTracker(Tracker):
                         self.broken, where, self.plugin_name)
 
     # -- the worker thread -------------------------------------------------------
-    def _work(self, send: Any) -> None:
+    def _work(self) -> None:
         """Metric points wait until ``batch_size`` of them are queued or ``flush_interval_s`` has
         passed, so SDKs run a few large batches instead of waking for every step. Other items go
         out in order, after the points queued before them."""
@@ -177,15 +177,15 @@ class BackgroundTracker(Tracker):
                     continue
             if pending:
                 for i in range(0, len(pending), size):
-                    send("metrics", pending[i:i + size])
+                    self._send("metrics", pending[i:i + size])
                 pending = []
                 last_flush = time.monotonic()
             if kind not in ("metrics", "flush"):
-                send(kind, payload)
+                self._send(kind, payload)
             if kind == "close":
                 return
 
-    def _deliver_here(self, kind: str, payload: Any) -> None:
+    def _send(self, kind: str, payload: Any) -> None:
         """Call the SDK (on the worker thread)."""
         if kind == "metrics":
             self._deliver(self.send_metrics, payload, count=len(payload))

@@ -16,9 +16,6 @@ class _Quiet:
     def advance(self, n: int = 1, **fields: Any) -> None:
         pass
 
-    def reset(self, total: int | None = None, description: str | None = None) -> None:
-        pass
-
 
 class _RichBar:
     def __init__(self, progress: Any, task: int) -> None:
@@ -28,14 +25,6 @@ class _RichBar:
         status = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in fields.items())
         self._progress.update(self._task, advance=n, status=status)
-
-    def reset(self, total: int | None = None, description: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"completed": 0}
-        if total is not None:
-            kwargs["total"] = total
-        if description is not None:
-            kwargs["description"] = description
-        self._progress.update(self._task, **kwargs)
 
 
 def enabled(run: Any) -> bool:

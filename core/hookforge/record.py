@@ -34,7 +34,6 @@ from hookforge.fileio import (
 from hookforge.types import CheckpointInfo
 
 METRICS_HEADER = ("step", "epoch", "split", "name", "value")
-STATUSES = ("running", "finished", "failed", "interrupted")
 
 
 def _slug(name: str) -> str:

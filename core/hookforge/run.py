@@ -295,7 +295,7 @@ class Run:
             raise PluginError(f"data source '{self.data.plugin_name}' returned no dataset")
         self.dataset, self.dataset_info = dataset, dataset.info
         if self.primary:
-            self.record.write_json("dataset.json", _info_dict(dataset.info))  # type: ignore[union-attr]
+            self.record.write_json("dataset.json", dataset.info.to_dict())  # type: ignore[union-attr]
         self._add_default_evaluators(dataset.info.task)
         self.emit("data_loaded", task=dataset.info.task,
                   sizes={name: len(part) for name, part in dataset.splits.items()})
@@ -404,11 +404,15 @@ class Run:
         self.config.evaluators.append(spec)
         self.evaluators.append(self._register(spec))
 
-    def _open(self) -> None:
+    def _seed(self) -> None:
         import random
 
         import numpy as np
 
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+
+    def _open(self) -> None:
         if not self.primary:
             self._open_secondary()
             return
@@ -417,8 +421,7 @@ class Run:
         elif not self.resumed:
             raise UsageError(f"{self.record.path} already holds a run; use Run.resume() to "
                              f"continue it")
-        random.seed(self.seed)
-        np.random.seed(self.seed % 2**32)
+        self._seed()
         now = datetime.now().astimezone().isoformat(timespec="seconds")
         if self.resumed:
             self.resume_from = self._resume_point()
@@ -457,12 +460,7 @@ class Run:
     def _open_secondary(self) -> None:
         """A non-primary process of a distributed run: seed, and on resume find the checkpoint to
         continue from; never write."""
-        import random
-
-        import numpy as np
-
-        random.seed(self.seed)
-        np.random.seed(self.seed % 2**32)
+        self._seed()
         if self.resumed:
             self.resume_from = self._resume_point()
 
@@ -521,12 +519,6 @@ class Run:
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def _info_dict(info: DatasetInfo) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(info)
 
 
 def _plugin_distributions() -> list[tuple[str, str]]:

@@ -7,7 +7,6 @@ methods that use them, so importing this module stays cheap.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,8 +31,8 @@ class DatasetInfo:
     def n_classes(self) -> int | None:
         return len(self.classes) if self.classes is not None else None
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, default=_json_default)
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatasetInfo:

@@ -149,7 +149,7 @@ def plugins_show(kind: str, name: str, as_json: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@cli.command(context_settings={"ignore_unknown_options": False})
+@cli.command()
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
               help="YAML config file.")
 @click.option("--data", help="Select the data source by name.")

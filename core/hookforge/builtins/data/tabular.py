@@ -160,15 +160,16 @@ class TabularSource(DataSource):
         return self._checked_features(frame[features], drop_allowed=False).reset_index(drop=True)
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame, with clear errors for missing or unreadable files."""
+def read_table(path: str | Path, fmt: Literal["auto", "csv", "parquet"] = "auto") -> pd.DataFrame:
+    """A CSV or Parquet file (``auto``: by suffix) as a DataFrame, with clear errors for missing
+    or unreadable files."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if fmt == "parquet" or (fmt == "auto" and path.suffix.lower() in (".parquet", ".pq")):
             return pd.read_parquet(path)
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -214,18 +215,7 @@ class ParquetSource(CsvSource):
     Config = ParquetConfig
 
     def read_frame(self, run: Run | None) -> pd.DataFrame:
-        import pandas as pd
-
-        path = Path(self.config.path)
-        if not path.is_file():
-            raise DataError(f"data file not found: {path}")
-        try:
-            return pd.read_parquet(path)
-        except (ValueError, OSError) as exc:
-            raise DataError(f"{path}: cannot read it as Parquet ({exc})") from None
-
-
-SKLEARN_DATASETS = ("breast_cancer", "wine", "digits", "iris", "diabetes")
+        return read_table(self.config.path, "parquet")
 
 
 class SklearnConfig(TabularConfig):

@@ -209,6 +209,11 @@ class RunRecord:
 
         target = self.checkpoints_dir / tag
         atomic_write_dir(target, build)
+        # run.json keeps the hashes too: a checkpoint directory edited together with its own
+        # checkpoint.json still fails verification against the run's record
+        recorded = self.info().get("checkpoints", {}) if self.run_file.exists() else {}
+        recorded[tag] = {"epoch": epoch, "step": step, "files": files}
+        self.update_info(checkpoints=recorded)
         return CheckpointInfo(tag=tag, path=target, epoch=epoch, step=step, metric=metric,
                               files=files)
 
@@ -217,7 +222,13 @@ class RunRecord:
         path = self.checkpoint_dir(tag)
         if path is None:
             raise CheckpointError(f"{self.path} has no '{tag}' checkpoint")
-        verify_checkpoint(path)
+        meta = verify_checkpoint(path)
+        recorded = self.info().get("checkpoints", {}).get(tag)
+        if recorded is not None and recorded.get("files") != meta.get("files"):
+            changed = sorted(name for name in {*recorded["files"], *meta.get("files", {})}
+                             if recorded["files"].get(name) != meta.get("files", {}).get(name))
+            raise CheckpointError(f"checkpoint {path}: {', '.join(changed) or 'its file list'} does not "
+                                  f"match the sha256 recorded in {self.run_file}")
         return path
 
     def prune_checkpoints(self, prefix: str, keep: int) -> None:
@@ -226,8 +237,14 @@ class RunRecord:
             return
         found = sorted((int(p.name[len(prefix):]), p) for p in self.checkpoints_dir.iterdir()
                        if p.name.startswith(prefix) and p.name[len(prefix):].isdigit())
-        for _, path in found[: max(0, len(found) - keep)]:
+        removed = found[: max(0, len(found) - keep)]
+        for _, path in removed:
             shutil.rmtree(path, ignore_errors=True)
+        if removed:
+            recorded = self.info().get("checkpoints", {})
+            for _, path in removed:
+                recorded.pop(path.name, None)
+            self.update_info(checkpoints=recorded)
 
 
 def verify_checkpoint(path: Path) -> dict[str, Any]:

@@ -27,8 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
 class TabularConfig(ComponentConfig):
     target: str | None = Field(None, description="target column (default: the last column)")
     features: list[str] | None = Field(None, description="feature columns (default: all but the target)")
-    categorical: list[str] = Field(default_factory=list,
-                                   description="non-numeric feature columns the model encodes itself")
+    categorical: list[str] | Literal["auto"] = Field(
+        default_factory=list,
+        description=("non-numeric feature columns the model encodes itself; 'auto': every column "
+                     "whose values are all non-numeric text"))
     task: Literal["auto", "classification", "regression"] = Field(
         "auto", description="auto: classification for integer/string targets with few values")
     on_nan: Literal["error", "drop", "keep"] = Field(
@@ -40,6 +42,7 @@ class TabularSource(DataSource):
     """Shared logic; subclasses implement :meth:`read_frame`."""
 
     Config = TabularConfig
+    categorical: list[str] = []  # resolved from the config (and the data, for ``auto``) at load
 
     def read_frame(self, run: Run | None) -> pd.DataFrame:
         raise NotImplementedError
@@ -70,6 +73,7 @@ class TabularSource(DataSource):
             row = int(np.flatnonzero(frame[target].isna().to_numpy())[0])
             raise DataError(f"{self.describe()}: target column '{target}' has a missing value "
                             f"(row {row + 1})")
+        self.categorical = self._categorical_columns(frame[features])
         X = self._checked_features(frame[features], drop_allowed=True)
         y_raw = frame.loc[X.index, target]
         if len(X) == 0:
@@ -94,7 +98,7 @@ class TabularSource(DataSource):
                               source=self.describe())
         info = DatasetInfo(task=task, classes=_plain(classes), feature_names=features,
                            target=target, n_features=len(features),
-                           extra={"categorical": list(self.config.categorical),
+                           extra={"categorical": list(self.categorical),
                                   "source": self.describe()})
         return Dataset(info=info, splits={name: Split(X.iloc[idx].reset_index(drop=True), y[idx])
                                           for name, idx in splits.items() if len(idx)})
@@ -110,11 +114,29 @@ class TabularSource(DataSource):
         integral = bool((values == values.round()).all()) if pd.api.types.is_float_dtype(y) else True
         return "classification" if integral and y.nunique() <= 50 else "regression"
 
+    def _categorical_columns(self, X: pd.DataFrame) -> list[str]:
+        """The listed categorical columns, or with ``auto`` the text columns in which no value is
+        a number (a mostly numeric column with a stray string stays numeric, and is reported)."""
+        import pandas as pd
+
+        if self.config.categorical != "auto":
+            return [c for c in self.config.categorical if c in X.columns]
+        found = []
+        for column in X.columns:
+            values = X[column]
+            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                continue
+            present = values.dropna()
+            if pd.api.types.is_bool_dtype(values) or pd.to_numeric(present, errors="coerce").isna().all():
+                found.append(str(column))
+        return found
+
     def _checked_features(self, X: pd.DataFrame, *, drop_allowed: bool) -> pd.DataFrame:
         import numpy as np
         import pandas as pd
 
-        numeric = [c for c in X.columns if c not in self.config.categorical]
+        categorical = self.categorical
+        numeric = [c for c in X.columns if c not in categorical]
         for column in numeric:
             if not pd.api.types.is_numeric_dtype(X[column]) or pd.api.types.is_bool_dtype(X[column]):
                 converted = pd.to_numeric(X[column], errors="coerce")
@@ -122,11 +144,11 @@ class TabularSource(DataSource):
                 if len(bad) or pd.api.types.is_bool_dtype(X[column]):
                     example = bad.iloc[0] if len(bad) else X[column].iloc[0]
                     raise DataError(f"{self.describe()}: column '{column}' is not numeric (value "
-                                    f"{example!r}); list it in data.categorical or leave it out of "
-                                    f"data.features")
+                                    f"{example!r}); list it in data.categorical (or set "
+                                    f"data.categorical=auto) or leave it out of data.features")
                 X = X.assign(**{column: converted})
         values = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-        categorical_missing = X[self.config.categorical].isna().any(axis=1).to_numpy()
+        categorical_missing = X[categorical].isna().any(axis=1).to_numpy()
         bad_rows = ~np.isfinite(values).all(axis=1) | categorical_missing
         all_nan = [c for c in X.columns if X[c].isna().all()]
         if all_nan:
@@ -151,6 +173,9 @@ class TabularSource(DataSource):
         frame = read_table(path)
         info = run.dataset_info
         features = (info.feature_names if info else None) or self.config.features or []
+        # the columns that were categorical in training, whatever the data looks like now
+        self.categorical = (list(info.extra.get("categorical", [])) if info
+                            else self._categorical_columns(frame[features]))
         missing = [c for c in features if c not in frame.columns]
         if missing:
             raise DataError(f"{path}: column '{missing[0]}' used in training is missing"

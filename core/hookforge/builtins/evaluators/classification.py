@@ -1,5 +1,6 @@
 """The ``classification`` evaluator: accuracy; precision, recall and F1 (macro, micro, weighted);
-F1 per class; macro AUROC when the model gives scores; the confusion matrix and its PNG.
+F1 per class; F-beta for a chosen ``beta``; macro AUROC and log loss when the model gives scores;
+the confusion matrix and its PNG.
 Multi-label predictions (one column per label) get the multi-label versions of the same."""
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class ClassificationEvaluator(Evaluator):
     class Config(ComponentConfig):
         per_class: bool = Field(True, description="report F1 of every class (f1_class_<label>)")
         confusion_matrix: bool = Field(True, description="store the matrix and draw its PNG")
+        beta: float | None = Field(None, gt=0, description=(
+            "also report F-beta (fbeta_macro, fbeta_weighted, fbeta_class_<label>; e.g. 0.5 "
+            "weighs precision higher)"))
 
     def evaluate(self, run: Run, split: str, predictions: Predictions,
                  final: bool = True) -> dict[str, Any]:
@@ -49,9 +53,23 @@ class ClassificationEvaluator(Evaluator):
             out[f"{name}_weighted"] = float(np.sum(values * weights))
         if self.config.per_class:
             out.update({f"f1_class_{c}": float(v) for c, v in zip(classes, f, strict=True)})
+        if self.config.beta is not None:
+            b2 = self.config.beta ** 2
+            # F-beta from the same per-class precision and recall (sklearn's fbeta_score formula)
+            denominator = b2 * p + r
+            fbeta = np.divide((1 + b2) * p * r, denominator, out=np.zeros_like(p, dtype=float),
+                              where=denominator > 0)
+            out["fbeta_macro"] = float(np.mean(fbeta))
+            out["fbeta_weighted"] = float(np.sum(fbeta * weights))
+            if self.config.per_class:
+                out.update({f"fbeta_class_{c}": float(v) for c, v in zip(classes, fbeta, strict=True)})
         auroc = _macro_auroc(y_true, predictions.scores, labels)
         if auroc is not None:
             out["auroc_macro"] = auroc
+        if predictions.scores is not None and predictions.classes:
+            scores = np.asarray(predictions.scores, dtype=np.float64)
+            if scores.ndim == 2 and scores.shape[1] == len(labels):
+                out["log_loss"] = float(skm.log_loss(y_true, scores, labels=labels))
         if self.config.confusion_matrix:
             matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)
             out["confusion_matrix"] = matrix.tolist()

@@ -171,6 +171,52 @@ def compare_tracker(tracker_name: str, experiment: str, metrics: list[str] | Non
     return result
 
 
+def promote(result: Comparison, target: str | Path) -> str:
+    """Copy the champion's run record (its best checkpoint only) to ``target``, replacing a
+    previous champion there, with champion.json saying where it came from and its test metrics.
+    The champion is evaluated on test here, once, if its record has no test evaluation yet."""
+    import shutil
+    from datetime import datetime
+
+    from hookforge.fileio import atomic_write_dir, atomic_write_json
+
+    if result.threshold is None:
+        raise UsageError("--promote needs --threshold (the deployment bar the champion must clear)")
+    if result.champion is None:
+        return f"nothing promoted to {target}"
+    source = RunRecord.open(result.champion.run_dir)
+    test = source.evaluation().get("test")
+    if test is None:
+        from hookforge.run import Run
+
+        test = Run.open(source.path).evaluate(["test"])["test"]
+    primary = result.objectives[0]
+
+    def fill(tmp: Path) -> None:
+        for item in source.path.iterdir():
+            if item.name == "trackers":  # tracker run ids belong to the source run
+                continue
+            if item.name == "checkpoints":
+                best = source.checkpoint_dir("best") or source.checkpoint_dir("last")
+                if best is not None:
+                    shutil.copytree(best, tmp / "checkpoints" / best.name)
+            elif item.is_dir():
+                shutil.copytree(item, tmp / item.name)
+            else:
+                shutil.copy2(item, tmp / item.name)
+        atomic_write_json(tmp / "champion.json", {
+            "source": str(source.path), "metric": primary.key,
+            "value": result.champion.values[primary.key], "threshold": result.threshold,
+            "test": {k: v for k, v in test.items() if k != "confusion_matrix"},
+            "promoted": datetime.now().astimezone().isoformat(timespec="seconds")})
+
+    atomic_write_dir(Path(target), fill)
+    scores = ", ".join(f"{k}={v:.4f}" for k, v in test.items()
+                       if isinstance(v, float) and k in ("accuracy", "f1_macro", "fbeta_macro",
+                                                         "auroc_macro", "rmse", "r2"))
+    return f"promoted {source.path} to {target} (test: {scores or 'no scalar metrics'})"
+
+
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise UsageError(f"--interval must be between 0 and 1, got {level}")

@@ -107,6 +107,13 @@ class Model(Component):
     def load(self, directory: Path, info: DatasetInfo) -> None:
         raise NotImplementedError
 
+    def mlflow_model(self) -> tuple[str, Any, dict[str, Any]] | None:
+        """The trained model as MLflow can save it, for trackers that log models: the flavor module
+        (``"lightgbm"``, ``"xgboost"``, ``"sklearn"``...), the object, and keyword arguments of
+        that flavor's ``save_model``. None (the default) when there is no flavor that saves it
+        without pickle."""
+        return None
+
     @hookimpl
     def hookforge_build_model(self, run: Run, dataset: Dataset) -> Model:
         self.build(run, dataset)

@@ -81,17 +81,31 @@ class SearchSession:
         return result
 
     # -- trials -------------------------------------------------------------------------------
-    def check_path(self, dotted: str) -> None:
-        """Raise ConfigError when ``dotted`` is not a key of the resolved config (so a typo in a
-        search space fails before the first trial)."""
-        flat = flatten(self.base)
+    def check_path(self, dotted: str, overrides: dict[str, Any] | None = None) -> None:
+        """Raise ConfigError when ``dotted`` is not a key of the resolved config (with
+        ``overrides``, e.g. a stage's, applied first), so that a typo in a search space fails
+        before the first trial."""
+        if overrides:
+            config = self.trial_config(overrides, self.study).to_dict()
+            config.pop("searcher", None)
+            flat = flatten(config)
+        else:
+            flat = flatten(self.base)
         if dotted in flat or any(k.startswith(dotted + ".") for k in flat):
             return
         raise ConfigError(f"search space: '{dotted}' is not a config key"
                           f"{did_you_mean(dotted, flat)}")
 
     def trial_config(self, overrides: dict[str, Any], name: str) -> ResolvedConfig:
+        """The base config with ``overrides``. An override that switches a component to another
+        plugin (``model.name: xgboost``) starts that section afresh from the new plugin's
+        defaults: the old plugin's options would not be valid for it."""
         raw = copy.deepcopy(self.base)
+        for key, value in overrides.items():
+            section, _, field = key.partition(".")
+            if field == "name" and isinstance(raw.get(section), dict) \
+                    and raw[section].get("name") != value:
+                raw[section] = {"name": value}
         for key, value in overrides.items():
             set_dotted(raw, key, value)
         raw["run"]["name"] = name

@@ -333,17 +333,25 @@ def predict(run_dir: str, input_path: str, output: str) -> None:
 @click.option("--tracker", "tracker_name", help="Compare a tracker's runs instead of run directories.")
 @click.option("--experiment", help="With --tracker: the experiment whose runs are compared.")
 @click.option("--register-as", help="With --tracker: registered model name (default: the experiment).")
+@click.option("--promote", "promote_to", type=click.Path(file_okay=False),
+              help="Copy the champion (if it clears --threshold) to this directory, with its test "
+                   "metrics; `hookforge predict DIR ...` serves from it.")
 def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: float | None,
             level: float, as_json: bool, tracker_name: str | None, experiment: str | None,
-            register_as: str | None) -> None:
+            register_as: str | None, promote_to: str | None) -> None:
     """Rank runs by a metric; intervals, Pareto front and champion.
 
     With --tracker NAME --experiment EXP the tracker's finished runs are compared, and a champion
     that clears --threshold is registered in the tracker's model registry (alias champion).
     """
     from hookforge.compare import compare as run_compare
-    from hookforge.compare import compare_tracker
+    from hookforge.compare import compare_tracker, promote
 
+    if promote_to and tracker_name:
+        raise click.UsageError("--promote copies a local run; with --tracker the champion is "
+                               "registered in the tracker's model registry")
+    if promote_to and threshold is None:
+        raise click.UsageError("--promote needs --threshold (the deployment bar)")
     if tracker_name:
         if run_dirs or not experiment:
             raise click.UsageError("--tracker compares an --experiment's runs, not RUN_DIRs")
@@ -351,10 +359,11 @@ def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: floa
                                  register_as)
     else:
         result = run_compare(list(run_dirs), list(metrics), threshold, level)
+    promoted = promote(result, promote_to) if promote_to else None
     if as_json:
         import json
 
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json.dumps({**result.to_dict(), "promoted": promoted}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -377,6 +386,8 @@ def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: floa
         table.add_row(*cells)
     Console(width=160).print(table)
     click.echo(result.message)
+    if promoted:
+        click.echo(promoted)
 
 
 @cli.command()

@@ -69,6 +69,8 @@ class ClassificationEvaluator(Evaluator):
         if predictions.scores is not None and predictions.classes:
             scores = np.asarray(predictions.scores, dtype=np.float64)
             if scores.ndim == 2 and scores.shape[1] == len(labels):
+                # float32 outputs of boosting libraries sum to 1 only approximately
+                scores = scores / np.clip(scores.sum(axis=1, keepdims=True), 1e-12, None)
                 out["log_loss"] = float(skm.log_loss(y_true, scores, labels=labels))
         if self.config.confusion_matrix:
             matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)

@@ -9,6 +9,7 @@ exactly what is missing. HPO trials become nested runs under one parent run per 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,8 @@ from pydantic import Field, field_validator
 from hookforge.errors import UsageError
 from hookforge.fileio import atomic_write_json, read_json
 from hookforge.tracking import BackgroundTracker, BackgroundTrackerConfig, MetricPoint, RunContext, point_key
+
+log = logging.getLogger("hookforge")
 
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
 MAX_METRICS, MAX_PARAMS_OR_TAGS, MAX_PARAM_LENGTH = 1000, 100, 6000
@@ -33,6 +36,8 @@ class MlflowConfig(BackgroundTrackerConfig):
     experiment: str | None = Field(None, description="experiment name (default: the study of an HPO "
                                    "trial, else the run name)")
     log_checkpoint: bool = Field(False, description="upload the best checkpoint as artifacts")
+    log_model: bool = Field(True, description=("log the trained model with its MLflow flavor (under "
+                                               "'model') where the model plugin supports one"))
     http_retries: int = Field(2, ge=0, description="retries of an HTTP request (MLflow's default is 7 "
                               "with back-off, minutes against a dead server)")
     http_timeout_s: float = Field(10.0, gt=0, description="timeout of one HTTP request")
@@ -60,6 +65,19 @@ class MlflowTracker(BackgroundTracker):
         super().__init__(config, **options)
         self.client: Any = None
         self.run_id: str | None = None
+        self._run: Any = None
+
+    def start(self, run: Any) -> None:
+        self._run = run  # for the trained model at the end (see log_artifact)
+        super().start(run)
+
+    def log_artifact(self, path: Path, kind: str) -> None:
+        super().log_artifact(path, kind)
+        model = getattr(self._run, "model", None)
+        if kind == "checkpoint" and self.config.log_model and model is not None:
+            export = model.mlflow_model()  # object references only: the worker does the saving
+            if export is not None:
+                self._queue.put(("artifact", (export, "mlflow_model")))
 
     # -- helpers ----------------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -163,15 +181,34 @@ class MlflowTracker(BackgroundTracker):
         for i in range(0, len(metrics), MAX_METRICS):
             self._client().log_batch(self.run_id, metrics=metrics[i:i + MAX_METRICS])
 
-    def send_artifact(self, path: Path, kind: str) -> None:
+    def send_artifact(self, path: Any, kind: str) -> None:
         client = self._client()
-        if kind == "figure":
+        if kind == "mlflow_model":
+            self._send_model(*path)
+        elif kind == "figure":
             client.log_artifact(self.run_id, str(path), "figures")
         elif kind == "checkpoint":
             if self.config.log_checkpoint:
                 client.log_artifacts(self.run_id, str(path), "checkpoint")
         elif path.is_file():
             client.log_artifact(self.run_id, str(path))
+
+    def _send_model(self, flavor: str, model: Any, options: dict[str, Any]) -> None:
+        """Save ``model`` with ``mlflow.<flavor>.save_model`` and upload it as the run's 'model'
+        artifact, so ``mlflow.pyfunc.load_model("runs:/<id>/model")`` loads it."""
+        import importlib
+        import tempfile
+
+        try:
+            module = importlib.import_module(f"mlflow.{flavor}")
+            with tempfile.TemporaryDirectory() as tmp:
+                target = Path(tmp) / "model"
+                module.save_model(model, str(target), **options)
+                self._client().log_artifacts(self.run_id, str(target), "model")
+        except Exception as exc:  # the run and its checkpoint are fine; only this copy is missing
+            log.warning("mlflow: could not log the model with the '%s' flavor: %s", flavor, exc)
+            return
+        self._client().set_tag(self.run_id, "hookforge.model_flavor", flavor)
 
     def send_event(self, event: str, payload: dict[str, Any]) -> None:
         if event == "stop_requested":  # early stopping, or a pruned HPO trial
@@ -213,6 +250,11 @@ class MlflowTracker(BackgroundTracker):
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
         run = client.get_run(run_id)
+        if run.data.tags.get("hookforge.model_flavor"):  # an MLflow model: loadable from the registry
+            version = client.create_model_version(model_name, f"{run.info.artifact_uri}/model",
+                                                  run_id=run_id)
+            client.set_registered_model_alias(model_name, "champion", version.version)
+            return str(version.version)
         source = f"{run.info.artifact_uri}/checkpoint"
         run_dir = run.data.tags.get("hookforge.run_dir")
         if run_dir and Path(run_dir).is_dir():  # make sure the weights are in the artifact store

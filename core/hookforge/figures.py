@@ -1,31 +1,56 @@
-"""Figures: matplotlib (Agg backend, imported only when drawing) saved atomically as PNG."""
+"""Figures: matplotlib, imported only when drawing, saved atomically as PNG.
+
+Figures are made with the object-oriented API (``matplotlib.figure.Figure`` rendered by the Agg
+canvas), never pyplot: no global figure registry to leak into, no backend selection, safe from any
+thread, and a third less import time. :func:`prewarm` imports it on a background thread while a run
+loads data and trains (mostly C code that releases the GIL), so the drawing at the end is cheap.
+"""
 
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 from typing import Any
 
 from hookforge.fileio import atomic_write_bytes
 
 
-def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
-    import matplotlib.pyplot as plt
+def new_figure(width: float = 6.4, height: float = 4.0) -> Any:
+    """A Figure with the Agg canvas attached (no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def prewarm() -> threading.Thread:
+    """Import matplotlib's figure and Agg modules on a daemon thread (a later import in the main
+    thread waits for it through the import lock, so this is always safe)."""
+    def load() -> None:
+        try:
+            import matplotlib.backends.backend_agg
+            import matplotlib.figure  # noqa: F401
+        except Exception:  # matplotlib missing or broken: drawing will say so later
+            pass
+
+    thread = threading.Thread(target=load, name="hookforge-figures-import", daemon=True)
+    thread.start()
+    return thread
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
+    # zlib level 1: a third faster than the default 6 for a few percent larger plots
+    fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
 def plot_metric_series(rows: list[dict[str, Any]], directory: Path, title: str) -> list[Path]:
     """One PNG per metric name (``metric_<name>.png``), one line per split, x = step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     series: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
     for row in rows:
         steps, values = series.setdefault(row["name"], {}).setdefault(row["split"], ([], []))
@@ -35,7 +60,8 @@ def plot_metric_series(rows: list[dict[str, Any]], directory: Path, title: str) 
     for name, by_split in sorted(series.items()):
         if all(len(set(steps)) < 2 for steps, _ in by_split.values()):
             continue  # a single final value is a number, not a curve (see evaluation.json)
-        fig, ax = plt.subplots(figsize=(6.4, 4))
+        fig = new_figure(6.4, 4)
+        ax = fig.add_subplot()
         for split, (steps, values) in sorted(by_split.items()):
             ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3,
                     label=split)
@@ -44,7 +70,7 @@ def plot_metric_series(rows: list[dict[str, Any]], directory: Path, title: str) 
         ax.set_title(f"{title}: {name}")
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.13, right=0.97, top=0.92, bottom=0.12)  # tight_layout costs 30 ms
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
         written.append(save_figure(fig, directory / f"metric_{safe}.png"))
     return written

@@ -422,6 +422,10 @@ class Run:
             raise UsageError(f"{self.record.path} already holds a run; use Run.resume() to "
                              f"continue it")
         self._seed()
+        if self.figures:
+            from hookforge.figures import prewarm
+
+            prewarm()  # matplotlib loads while the data loads and the model trains
         now = datetime.now().astimezone().isoformat(timespec="seconds")
         if self.resumed:
             self.resume_from = self._resume_point()

@@ -131,7 +131,15 @@ def test_mlflow_gets_rounds_and_a_loadable_model(hookforge_tmp, hookforge_cli):
     done = hookforge_cli("train", "-c", "quick.yaml", "--run-dir", "run_lr", "--model",
                          "logistic_regression")
     assert done.returncode == 0, done.stderr
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI to later subprocesses: undone at the end
     mlflow.set_tracking_uri(f"sqlite:///{hookforge_tmp / 'mlruns.db'}")
+    try:
+        _check_mlflow_runs(mlflow, hookforge_tmp, hookforge_cli)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def _check_mlflow_runs(mlflow, hookforge_tmp, hookforge_cli):
     client = mlflow.MlflowClient()
     from sklearn.datasets import load_breast_cancer
 

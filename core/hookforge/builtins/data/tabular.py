@@ -147,7 +147,9 @@ class TabularSource(DataSource):
                                     f"{example!r}); list it in data.categorical (or set "
                                     f"data.categorical=auto) or leave it out of data.features")
                 X = X.assign(**{column: converted})
-        values = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        # float32 data is checked as float32: a float64 copy of a large frame costs a second pass
+        wide = {X[c].dtype for c in numeric} != {np.dtype("float32")}
+        values = X[numeric].to_numpy(dtype=np.float64 if wide else np.float32, na_value=np.nan)
         categorical_missing = X[categorical].isna().any(axis=1).to_numpy()
         bad_rows = ~np.isfinite(values).all(axis=1) | categorical_missing
         all_nan = [c for c in X.columns if X[c].isna().all()]

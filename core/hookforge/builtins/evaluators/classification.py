@@ -120,18 +120,15 @@ def _macro_auroc(y_true: Any, scores: Any, labels: list[Any]) -> float | None:
 
 
 def _draw_confusion(run: Run, split: str, matrix: Any, classes: list[Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    from hookforge.figures import new_figure, save_figure
+
     size = min(4 + 0.45 * len(classes), 14)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = new_figure(size, size)
+    ax = fig.add_subplot()
     ConfusionMatrixDisplay(matrix, display_labels=[str(c) for c in classes]).plot(
         ax=ax, colorbar=False, values_format="d")
     ax.set_title(f"{run.name}: confusion matrix ({split})")
     fig.tight_layout()
-    from hookforge.figures import save_figure
-
     save_figure(fig, run.figures_dir / f"confusion_matrix_{split}.png")

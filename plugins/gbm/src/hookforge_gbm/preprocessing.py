@@ -32,21 +32,20 @@ class PreprocessingConfig(ComponentConfig):
 def build(config: PreprocessingConfig, *, numeric: list[str], categorical: list[str], task: str,
           impute_default: str, scale_default: bool) -> Any | None:
     """The unfitted pipeline, or None when no step is needed."""
+    impute = config.impute or impute_default
+    scale = scale_default if config.scale is None else config.scale
+    if impute == "none" and not scale and not categorical and config.select_k_best is None:
+        return None  # nothing to import either: scikit-learn's transformers pull in scipy.stats
     from sklearn.compose import ColumnTransformer
-    from sklearn.feature_selection import SelectKBest, f_classif, f_regression
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    impute = config.impute or impute_default
-    scale = scale_default if config.scale is None else config.scale
     numeric_steps: list[tuple[str, Any]] = []
     if impute != "none":
         numeric_steps.append(("impute", SimpleImputer(strategy=impute)))
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
-    if not numeric_steps and not categorical and config.select_k_best is None:
-        return None
     parts: list[tuple[str, Any, list[str]]] = []
     if numeric:
         parts.append(("numeric", Pipeline(numeric_steps) if numeric_steps else "passthrough", numeric))
@@ -60,6 +59,8 @@ def build(config: PreprocessingConfig, *, numeric: list[str], categorical: list[
     columns = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
     if config.select_k_best is None:
         return columns
+    from sklearn.feature_selection import SelectKBest, f_classif, f_regression
+
     score = f_classif if task == "classification" else f_regression
     return Pipeline([("columns", columns), ("select", SelectKBest(score, k=config.select_k_best))])
 

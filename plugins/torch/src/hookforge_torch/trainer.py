@@ -39,10 +39,12 @@ class TrainingDiverged(UsageError):
 
 def build_optimizer(cfg: Any, parameters: Any) -> torch.optim.Optimizer:
     params = [p for p in parameters if p.requires_grad]
-    if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
+    if cfg.name in ("adamw", "adam"):
+        cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+        try:  # one fused kernel per step (CPU and CUDA), as transformers' Trainer defaults to
+            return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas, fused=True)
+        except (RuntimeError, ValueError):  # parameters on a device or of a dtype without one
+            return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
     return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
 
 

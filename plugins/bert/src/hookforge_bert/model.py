@@ -294,16 +294,11 @@ class BertClassifier(TorchModel):
             super().restore_weights(directory)
             return
         from peft import set_peft_model_state_dict
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+
+        from hookforge_torch.checkpoint import read_tensors
 
         path = directory / ADAPTER_FILE
-        if not path.is_file():
-            raise CheckpointError(f"{directory} has no {ADAPTER_FILE}")
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path} is truncated or corrupt: {exc}") from None
+        state = read_tensors(path)
         result = set_peft_model_state_dict(self.net, state)
         unexpected = getattr(result, "unexpected_keys", None) or []
         if unexpected:

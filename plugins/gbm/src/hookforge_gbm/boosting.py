@@ -11,7 +11,7 @@ Saved as LightGBM's text model and XGBoost's JSON model: both load without execu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -42,6 +42,25 @@ def renamed(metrics: dict[str, float]) -> dict[str, float]:
     return out
 
 
+class BoostingModel(TabularModel):
+    """What LightGBM and XGBoost share: the objective and evaluation metrics per kind of task
+    (``objectives``, the library's own parameter names), then the user's extra ``params``."""
+
+    objectives: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def with_task(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.task == "regression":
+            params.update(self.objectives["regression"])
+        elif self.n_classes == 2:
+            params.update(self.objectives["binary"])
+        else:
+            params.update(self.objectives["multiclass"], num_class=self.n_classes)
+        if self.config.scale_pos_weight is not None:
+            params["scale_pos_weight"] = self.config.scale_pos_weight
+        params.update(self.config.params)
+        return params
+
+
 class BoostingConfig(TabularModelConfig):
     n_estimators: int = Field(500, ge=1, description="boosting rounds (upper bound with early stopping)")
     early_stopping_rounds: int | None = Field(
@@ -70,10 +89,15 @@ class LightGBMConfig(BoostingConfig):
     deterministic: bool = Field(False, description="bit-identical results across runs (slower)")
 
 
-class LightGBMModel(TabularModel):
+class LightGBMModel(BoostingModel):
     """Gradient-boosted trees with LightGBM (binary, multi-class, regression)."""
 
     Config = LightGBMConfig
+    objectives: ClassVar[dict[str, dict[str, Any]]] = {
+        "regression": {"objective": "regression", "metric": ["rmse", "l1"]},
+        "binary": {"objective": "binary", "metric": ["binary_logloss", "auc", "binary_error"]},
+        "multiclass": {"objective": "multiclass", "metric": ["multi_logloss", "multi_error"]},
+    }
     MODEL_FILE = "model.lgb.txt"
     booster: Any = None
 
@@ -86,17 +110,7 @@ class LightGBMModel(TabularModel):
             "lambda_l1": c.lambda_l1, "lambda_l2": c.lambda_l2, "num_threads": c.num_threads,
             "deterministic": c.deterministic, "seed": self.seed, "verbosity": -1,
         }
-        if self.task == "regression":
-            params.update(objective="regression", metric=["rmse", "l1"])
-        elif self.n_classes == 2:
-            params.update(objective="binary", metric=["binary_logloss", "auc", "binary_error"])
-        else:
-            params.update(objective="multiclass", num_class=self.n_classes,
-                          metric=["multi_logloss", "multi_error"])
-        if c.scale_pos_weight is not None:
-            params["scale_pos_weight"] = c.scale_pos_weight
-        params.update(c.params)
-        return params
+        return self.with_task(params)
 
     def fit_matrix(self, run: Run, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
                    X_val: np.ndarray | None, y_val: np.ndarray | None,
@@ -178,10 +192,16 @@ class XGBoostConfig(BoostingConfig):
     nthread: int = Field(0, ge=0, description="0: all cores")
 
 
-class XGBoostModel(TabularModel):
+class XGBoostModel(BoostingModel):
     """Gradient-boosted trees with XGBoost's ``hist`` method (binary, multi-class, regression)."""
 
     Config = XGBoostConfig
+    # xgboost stops early on the LAST metric of the list: the loss goes last
+    objectives: ClassVar[dict[str, dict[str, Any]]] = {
+        "regression": {"objective": "reg:squarederror", "eval_metric": ["mae", "rmse"]},
+        "binary": {"objective": "binary:logistic", "eval_metric": ["error", "auc", "logloss"]},
+        "multiclass": {"objective": "multi:softprob", "eval_metric": ["merror", "mlogloss"]},
+    }
     MODEL_FILE = "model.xgb.json"
     booster: Any = None
 
@@ -195,18 +215,7 @@ class XGBoostModel(TabularModel):
         }
         if c.nthread:
             params["nthread"] = c.nthread
-        # xgboost stops early on the LAST metric of the list: the loss goes last
-        if self.task == "regression":
-            params.update(objective="reg:squarederror", eval_metric=["mae", "rmse"])
-        elif self.n_classes == 2:
-            params.update(objective="binary:logistic", eval_metric=["error", "auc", "logloss"])
-        else:
-            params.update(objective="multi:softprob", num_class=self.n_classes,
-                          eval_metric=["merror", "mlogloss"])
-        if c.scale_pos_weight is not None:
-            params["scale_pos_weight"] = c.scale_pos_weight
-        params.update(c.params)
-        return params
+        return self.with_task(params)
 
     def fit_matrix(self, run: Run, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
                    X_val: np.ndarray | None, y_val: np.ndarray | None,

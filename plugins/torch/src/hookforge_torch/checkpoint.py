@@ -24,19 +24,24 @@ def save_weights(module: torch.nn.Module, directory: Path, extra: dict[str, str]
     save_file(state, str(directory / WEIGHTS), metadata=extra or {})
 
 
-def load_weights(module: torch.nn.Module, directory: Path) -> None:
-    """Load weights strictly, naming the first parameter that is missing, unexpected or of
-    another shape (a checkpoint from a different model)."""
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file as a dict of CPU tensors, with clear errors for a missing or torn file."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = directory / WEIGHTS
     if not path.is_file():
-        raise CheckpointError(f"{directory} has no {WEIGHTS}")
+        raise CheckpointError(f"{path.parent} has no {path.name}")
     try:
-        state = load_file(str(path))
+        return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is truncated or corrupt: {exc}") from None
+
+
+def load_weights(module: torch.nn.Module, directory: Path) -> None:
+    """Load weights strictly, naming the first parameter that is missing, unexpected or of
+    another shape (a checkpoint from a different model)."""
+    path = directory / WEIGHTS
+    state = read_tensors(path)
     expected = module.state_dict()
     for name, tensor in expected.items():
         if name not in state:

@@ -27,6 +27,7 @@ _LAZY = {
     "StepResult": "hookforge.types", "FitResult": "hookforge.types",
     "CheckpointInfo": "hookforge.types", "TrialResult": "hookforge.types",
     "SearchResult": "hookforge.types", "SearchSession": "hookforge.search",
+    "tune": "hookforge.search",
     "RunRecord": "hookforge.record", "UsageError": "hookforge.errors",
     "ConfigError": "hookforge.errors", "DataError": "hookforge.errors",
     "PluginError": "hookforge.errors", "CheckpointError": "hookforge.errors",

@@ -232,3 +232,16 @@ def write_best_config(session: SearchSession, trial: TrialResult, directory: Pat
 
 def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def tune(config: str | Path | dict[str, Any] | ResolvedConfig, overrides: Iterable[str] = (),
+         **options: Any) -> SearchResult:
+    """Run a config's searcher from Python, as ``hookforge search`` does:
+    ``hookforge.tune("configs/hpo/gbm_breast_cancer.yaml", ["searcher.n_trials=5"], stage="xgboost")``.
+    ``options`` go to :class:`SearchSession` (``study``, ``stage``, ``storage``, ``workers``,
+    ``plugins``)."""
+    from hookforge.config import load_config
+
+    if not isinstance(config, ResolvedConfig):
+        config = load_config(config, list(overrides))
+    return SearchSession(config, **options).search()

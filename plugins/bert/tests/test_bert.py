@@ -148,3 +148,12 @@ def test_stage_one_search_at_ci_size(hookforge_cli, hookforge_tmp):
         if trial["params"].get("model.lora.enabled") is False:
             assert "model.lora.r" not in trial["params"]  # conditional parameter
     assert yaml.safe_load((study / "best_config.yaml").read_text())["model"]["name"] == "bert"
+
+
+def test_tune_from_python(hookforge_tmp):
+    plan = yaml.safe_load((ROOT / "configs" / "bert" / "hpo_stage1_ci.yaml").read_text())
+    plan["data"]["path"] = str(DATA / "evidence.csv")
+    plan["run"]["output_dir"] = str(hookforge_tmp / "outputs")
+    result = hookforge.tune(plan, ["searcher.n_trials=2", "loop.epochs=1"])
+    assert [t.state for t in result.trials] == ["complete", "complete"]
+    assert result.best and "val/f1_macro" in result.best[0].metrics

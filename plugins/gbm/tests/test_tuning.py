@@ -165,3 +165,12 @@ def _check_mlflow_runs(mlflow, hookforge_tmp, hookforge_cli):
     champion = mlflow.pyfunc.load_model("models:/cancer@champion")
     assert len(champion.predict(X if champion.metadata.flavors.get("sklearn") else
                                 X.to_numpy(np.float32))) == 10
+
+
+def test_tune_from_python_one_stage(hookforge_tmp):
+    plan = yaml.safe_load((ROOT / "configs" / "hpo" / "gbm_breast_cancer.yaml").read_text())
+    plan["run"]["output_dir"] = str(hookforge_tmp / "outputs")
+    result = hookforge.tune(plan, ["searcher.n_trials=3"], stage="logistic_regression")
+    assert len(result.trials) == 3 and result.best[0].params["model.name"] == "logistic_regression"
+    best = yaml.safe_load((result.output_dir / "best_config.yaml").read_text())
+    assert hookforge.train(best).metric("test/accuracy") > 0.9

@@ -47,6 +47,11 @@ class BoostingModel(TabularModel):
     (``objectives``, the library's own parameter names), then the user's extra ``params``."""
 
     objectives: ClassVar[dict[str, dict[str, Any]]] = {}
+    MODEL_FILE: ClassVar[str] = ""
+    booster: Any = None
+
+    def save_estimator(self, directory: Path) -> None:
+        self.booster.save_model(directory / self.MODEL_FILE)
 
     def with_task(self, params: dict[str, Any]) -> dict[str, Any]:
         if self.task == "regression":
@@ -99,7 +104,6 @@ class LightGBMModel(BoostingModel):
         "multiclass": {"objective": "multiclass", "metric": ["multi_logloss", "multi_error"]},
     }
     MODEL_FILE = "model.lgb.txt"
-    booster: Any = None
 
     def lgb_params(self) -> dict[str, Any]:
         c = self.config
@@ -140,9 +144,6 @@ class LightGBMModel(BoostingModel):
         if self.task == "classification" and out.ndim == 1:
             return np.column_stack([1.0 - out, out])
         return out
-
-    def save_estimator(self, directory: Path) -> None:
-        self.booster.save_model(directory / self.MODEL_FILE)
 
     def load_estimator(self, directory: Path) -> None:
         import lightgbm as lgb
@@ -203,7 +204,6 @@ class XGBoostModel(BoostingModel):
         "multiclass": {"objective": "multi:softprob", "eval_metric": ["merror", "mlogloss"]},
     }
     MODEL_FILE = "model.xgb.json"
-    booster: Any = None
 
     def xgb_params(self) -> dict[str, Any]:
         c = self.config
@@ -246,9 +246,6 @@ class XGBoostModel(BoostingModel):
         if self.task == "classification" and out.ndim == 1:
             return np.column_stack([1.0 - out, out])
         return out
-
-    def save_estimator(self, directory: Path) -> None:
-        self.booster.save_model(directory / self.MODEL_FILE)
 
     def load_estimator(self, directory: Path) -> None:
         import xgboost as xgb

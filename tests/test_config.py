@@ -29,6 +29,14 @@ def test_selecting_another_component_drops_options_of_the_old_one():
     assert same["model"]["temperature"] == 2
 
 
+def test_switching_by_name_key_keeps_the_new_components_options_in_any_order():
+    base = {"model": {"name": "lightgbm", "num_leaves": 31}}
+    raw = apply_overrides(base, ["model.temperature=2", "model.name=centroid"])
+    assert raw["model"] == {"name": "centroid", "temperature": 2}
+    kept = apply_overrides({"model": {"name": "centroid", "temperature": 2}}, ["model.name=centroid"])
+    assert kept["model"]["temperature"] == 2
+
+
 def test_shortcuts_select_and_add():
     raw = apply_shortcuts({"trackers": ["local"]}, data="sklearn", model="centroid",
                           trackers=("jsonl", "local"), evaluators=("classification",))

@@ -70,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from hookforge.record import RunRecord  # noqa: F401
     from hookforge.run import Run, RunResult, train  # noqa: F401
-    from hookforge.search import SearchSession  # noqa: F401
+    from hookforge.search import SearchSession, tune  # noqa: F401
     from hookforge.types import (  # noqa: F401
         CheckpointInfo,
         Dataset,

@@ -30,10 +30,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
+def atomic_write_json(path: Path, data: Any, *, compact: bool = False) -> None:
+    """``compact`` for large data: json's C encoder runs only without ``indent`` (the indenting
+    one is pure Python, ~0.15 s per 200k-element list)."""
     from hookforge.types import _json_default
 
-    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default, allow_nan=True) + "\n")
+    text = json.dumps(data, indent=None if compact else 2, default=_json_default, allow_nan=True)
+    atomic_write_text(path, text + "\n")
 
 
 def read_json(path: Path) -> Any:

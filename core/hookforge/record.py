@@ -120,9 +120,9 @@ class RunRecord:
 
         return read_yaml(self.config_file)
 
-    def write_json(self, name: str, data: Any) -> Path:
+    def write_json(self, name: str, data: Any, *, compact: bool = False) -> Path:
         target = self.path / name
-        atomic_write_json(target, data)
+        atomic_write_json(target, data, compact=compact)
         return target
 
     def read_json(self, name: str, default: Any = None) -> Any:
@@ -211,9 +211,7 @@ class RunRecord:
         atomic_write_dir(target, build)
         # run.json keeps the hashes too: a checkpoint directory edited together with its own
         # checkpoint.json still fails verification against the run's record
-        recorded = self.info().get("checkpoints", {}) if self.run_file.exists() else {}
-        recorded[tag] = {"epoch": epoch, "step": step, "files": files}
-        self.update_info(checkpoints=recorded)
+        self._record_checkpoints(add={tag: {"epoch": epoch, "step": step, "files": files}})
         return CheckpointInfo(tag=tag, path=target, epoch=epoch, step=step, metric=metric,
                               files=files)
 
@@ -241,10 +239,18 @@ class RunRecord:
         for _, path in removed:
             shutil.rmtree(path, ignore_errors=True)
         if removed:
-            recorded = self.info().get("checkpoints", {})
-            for _, path in removed:
-                recorded.pop(path.name, None)
-            self.update_info(checkpoints=recorded)
+            self._record_checkpoints(drop=[path.name for _, path in removed])
+
+    def _record_checkpoints(self, *, add: dict[str, Any] | None = None,
+                            drop: tuple[str, ...] | list[str] = ()) -> None:
+        """Update run.json's ``checkpoints`` (tag -> epoch, step, file hashes): one read, one
+        atomic write."""
+        data = self.info() if self.run_file.exists() else {}
+        recorded = data.setdefault("checkpoints", {})
+        recorded.update(add or {})
+        for tag in drop:
+            recorded.pop(tag, None)
+        atomic_write_json(self.run_file, data)
 
 
 def verify_checkpoint(path: Path) -> dict[str, Any]:

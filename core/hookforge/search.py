@@ -22,7 +22,7 @@ import pluggy
 
 from hookforge import hookspecs
 from hookforge.config import ResolvedConfig, flatten, resolve
-from hookforge.config.loader import set_dotted
+from hookforge.config.loader import set_all
 from hookforge.errors import ConfigError, RunInterrupted, UsageError, did_you_mean
 from hookforge.fileio import atomic_write_json, atomic_write_text
 from hookforge.markers import PROJECT
@@ -81,33 +81,29 @@ class SearchSession:
         return result
 
     # -- trials -------------------------------------------------------------------------------
-    def check_path(self, dotted: str, overrides: dict[str, Any] | None = None) -> None:
-        """Raise ConfigError when ``dotted`` is not a key of the resolved config (with
-        ``overrides``, e.g. a stage's, applied first), so that a typo in a search space fails
+    def config_keys(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The flattened config trials start from (with ``overrides``, e.g. a stage's)."""
+        if not overrides:
+            return flatten(self.base)
+        config = self.trial_config(overrides, self.study).to_dict()
+        config.pop("searcher", None)
+        return flatten(config)
+
+    def check_path(self, dotted: str, keys: dict[str, Any] | None = None) -> None:
+        """Raise ConfigError when ``dotted`` is not a key of the config (``keys``: from
+        :meth:`config_keys`, default the base config's), so that a typo in a search space fails
         before the first trial."""
-        if overrides:
-            config = self.trial_config(overrides, self.study).to_dict()
-            config.pop("searcher", None)
-            flat = flatten(config)
-        else:
-            flat = flatten(self.base)
+        flat = self.config_keys() if keys is None else keys
         if dotted in flat or any(k.startswith(dotted + ".") for k in flat):
             return
         raise ConfigError(f"search space: '{dotted}' is not a config key"
                           f"{did_you_mean(dotted, flat)}")
 
     def trial_config(self, overrides: dict[str, Any], name: str) -> ResolvedConfig:
-        """The base config with ``overrides``. An override that switches a component to another
-        plugin (``model.name: xgboost``) starts that section afresh from the new plugin's
-        defaults: the old plugin's options would not be valid for it."""
+        """The base config with ``overrides`` (as on the command line: switching a component,
+        ``model.name: xgboost``, starts that section from the new plugin's defaults)."""
         raw = copy.deepcopy(self.base)
-        for key, value in overrides.items():
-            section, _, field = key.partition(".")
-            if field == "name" and isinstance(raw.get(section), dict) \
-                    and raw[section].get("name") != value:
-                raw[section] = {"name": value}
-        for key, value in overrides.items():
-            set_dotted(raw, key, value)
+        set_all(raw, list(overrides.items()))
         raw["run"]["name"] = name
         return resolve(raw, source=f"trial '{name}'")
 

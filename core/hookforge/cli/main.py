@@ -350,8 +350,6 @@ def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: floa
     if promote_to and tracker_name:
         raise click.UsageError("--promote copies a local run; with --tracker the champion is "
                                "registered in the tracker's model registry")
-    if promote_to and threshold is None:
-        raise click.UsageError("--promote needs --threshold (the deployment bar)")
     if tracker_name:
         if run_dirs or not experiment:
             raise click.UsageError("--tracker compares an --experiment's runs, not RUN_DIRs")

@@ -97,13 +97,27 @@ def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
         index = _index(node, last, dotted)
         node[index] = value
         return
-    # Changing a component's name drops the options meant for the previous component.
-    if len(parts) == 1 and last in COMPONENT_SECTIONS and isinstance(value, str):
-        old = node.get(last)
+    # Changing a component's name (``model=NAME`` or ``model.name=NAME``) drops the options meant
+    # for the previous component.
+    if _is_switch(parts) and isinstance(value, str):
+        section = parts[0]
+        old = config.get(section)
         if isinstance(old, dict) and old.get("name") == value:
             return
-        value = {"name": value}
+        config[section] = {"name": value}
+        return
     node[last] = value
+
+
+def _is_switch(parts: list[str]) -> bool:
+    return parts[0] in COMPONENT_SECTIONS and parts[1:] in ([], ["name"])
+
+
+def set_all(config: dict[str, Any], items: list[tuple[str, Any]]) -> None:
+    """``set_dotted`` for each (key, value); component switches go first, so the new component's
+    options given alongside survive whatever order they were written in."""
+    for key, value in sorted(items, key=lambda item: not _is_switch(item[0].split("."))):
+        set_dotted(config, key, value)
 
 
 def _index(items: list[Any], part: str, where: str) -> int:
@@ -123,13 +137,14 @@ def _list_item(items: list[Any], part: str, where: str) -> Any:
 def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.path=value`` strings (values parsed as YAML) to a copy of ``config``."""
     out = normalize(config)
+    items = []
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"invalid override '{item}': expected KEY=VALUE, e.g. run.seed=7")
-        set_dotted(out, key.strip(), parse_scalar(raw))
-        out = normalize(out)
-    return out
+        items.append((key.strip(), parse_scalar(raw)))
+    set_all(out, items)
+    return normalize(out)
 
 
 def apply_shortcuts(config: dict[str, Any], *, data: str | None = None, model: str | None = None,

@@ -42,7 +42,6 @@ class TabularSource(DataSource):
     """Shared logic; subclasses implement :meth:`read_frame`."""
 
     Config = TabularConfig
-    categorical: list[str] = []  # resolved from the config (and the data, for ``auto``) at load
 
     def read_frame(self, run: Run | None) -> pd.DataFrame:
         raise NotImplementedError
@@ -73,8 +72,8 @@ class TabularSource(DataSource):
             row = int(np.flatnonzero(frame[target].isna().to_numpy())[0])
             raise DataError(f"{self.describe()}: target column '{target}' has a missing value "
                             f"(row {row + 1})")
-        self.categorical = self._categorical_columns(frame[features])
-        X = self._checked_features(frame[features], drop_allowed=True)
+        categorical = self._categorical_columns(frame[features])
+        X = self._checked_features(frame[features], categorical, drop_allowed=True)
         y_raw = frame.loc[X.index, target]
         if len(X) == 0:
             raise DataError(f"{self.describe()}: no rows left after dropping missing values")
@@ -98,7 +97,7 @@ class TabularSource(DataSource):
                               source=self.describe())
         info = DatasetInfo(task=task, classes=_plain(classes), feature_names=features,
                            target=target, n_features=len(features),
-                           extra={"categorical": list(self.categorical),
+                           extra={"categorical": categorical,
                                   "source": self.describe()})
         return Dataset(info=info, splits={name: Split(X.iloc[idx].reset_index(drop=True), y[idx])
                                           for name, idx in splits.items() if len(idx)})
@@ -131,11 +130,11 @@ class TabularSource(DataSource):
                 found.append(str(column))
         return found
 
-    def _checked_features(self, X: pd.DataFrame, *, drop_allowed: bool) -> pd.DataFrame:
+    def _checked_features(self, X: pd.DataFrame, categorical: list[str], *,
+                          drop_allowed: bool) -> pd.DataFrame:
         import numpy as np
         import pandas as pd
 
-        categorical = self.categorical
         numeric = [c for c in X.columns if c not in categorical]
         for column in numeric:
             if not pd.api.types.is_numeric_dtype(X[column]) or pd.api.types.is_bool_dtype(X[column]):
@@ -176,15 +175,16 @@ class TabularSource(DataSource):
         info = run.dataset_info
         features = (info.feature_names if info else None) or self.config.features or []
         # the columns that were categorical in training, whatever the data looks like now
-        self.categorical = (list(info.extra.get("categorical", [])) if info
-                            else self._categorical_columns(frame[features]))
+        categorical = (list(info.extra.get("categorical", [])) if info
+                       else self._categorical_columns(frame[features]))
         missing = [c for c in features if c not in frame.columns]
         if missing:
             raise DataError(f"{path}: column '{missing[0]}' used in training is missing"
                             f"{did_you_mean(missing[0], map(str, frame.columns))}")
         if frame.shape[0] == 0:
             raise DataError(f"{path}: the input has no rows")
-        return self._checked_features(frame[features], drop_allowed=False).reset_index(drop=True)
+        checked = self._checked_features(frame[features], categorical, drop_allowed=False)
+        return checked.reset_index(drop=True)
 
 
 def read_table(path: str | Path, fmt: Literal["auto", "csv", "parquet"] = "auto") -> pd.DataFrame:

@@ -181,19 +181,17 @@ class BertClassifier(TorchModel):
     # -- batches -------------------------------------------------------------------------------------
     def _encoded(self, split: Split, cache: bool = True) -> dict[str, Any]:
         """Token ids of every text of the split (unpadded), and the targets, computed once."""
+        return self.cached(split, cache, self._tokenize)
+
+    def _tokenize(self, split: Split) -> dict[str, Any]:
         import numpy as np
 
-        cached = self._tensors.get(id(split))
-        if cached is not None and cached[0] is split:
-            return cached[1]
         max_length = int(self.info.extra.get("max_length", 128))
         ids = self.tokenizer(list(split.X), truncation=True, max_length=max_length,
                              padding=False, return_attention_mask=False)["input_ids"]
         encoded: dict[str, Any] = {"ids": ids, "lengths": np.array([len(i) for i in ids])}
         if split.y is not None:
             encoded["y"] = np.asarray(split.y)
-        if cache:
-            self._tensors[id(split)] = (split, encoded)
         return encoded
 
     def num_examples(self, split: Split) -> int:

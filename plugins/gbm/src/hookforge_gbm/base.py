@@ -80,6 +80,11 @@ class TabularModel(Model):
         return self.info.task
 
     @property
+    def rounds(self) -> int:
+        """Boosting rounds in the trained model (0 for estimators trained in one go)."""
+        return 0
+
+    @property
     def n_classes(self) -> int:
         assert self.info is not None
         return self.info.n_classes or 0

@@ -53,6 +53,12 @@ class BoostingModel(TabularModel):
     def save_estimator(self, directory: Path) -> None:
         self.booster.save_model(directory / self.MODEL_FILE)
 
+    def model_file(self, directory: Path) -> Path:
+        path = directory / self.MODEL_FILE
+        if not path.is_file():
+            raise CheckpointError(f"{directory} has no {self.MODEL_FILE}")
+        return path
+
     def with_task(self, params: dict[str, Any]) -> dict[str, Any]:
         if self.task == "regression":
             params.update(self.objectives["regression"])
@@ -148,10 +154,7 @@ class LightGBMModel(BoostingModel):
     def load_estimator(self, directory: Path) -> None:
         import lightgbm as lgb
 
-        path = directory / self.MODEL_FILE
-        if not path.is_file():
-            raise CheckpointError(f"{directory} has no {self.MODEL_FILE}")
-        self.booster = lgb.Booster(model_file=path)
+        self.booster = lgb.Booster(model_file=self.model_file(directory))
 
     @property
     def rounds(self) -> int:
@@ -250,11 +253,8 @@ class XGBoostModel(BoostingModel):
     def load_estimator(self, directory: Path) -> None:
         import xgboost as xgb
 
-        path = directory / self.MODEL_FILE
-        if not path.is_file():
-            raise CheckpointError(f"{directory} has no {self.MODEL_FILE}")
         self.booster = xgb.Booster()
-        self.booster.load_model(path)
+        self.booster.load_model(self.model_file(directory))
 
     @property
     def rounds(self) -> int:

@@ -49,17 +49,17 @@ class TabularLoop(Loop):
 
         run.hook.hookforge_before_epoch(run=run, epoch=0)
         model.fit(run, dataset, on_round)
-        rounds = max(rounds, getattr(model, "rounds", 0), 1)
-        best_round = getattr(model, "rounds", None)
+        rounds = max(rounds, model.rounds, 1)
+        best_epoch = max(model.rounds, 1) - 1  # early stopping left the model at its best round
         if "val" in dataset.splits:
             metrics = run.score(model, dataset, "val")
             if reported:  # the rounds were the epochs; these are the final model's scores
-                run.log_metrics(metrics, step=rounds, epoch=(best_round or rounds) - 1, split="val")
+                run.log_metrics(metrics, step=rounds, epoch=best_epoch, split="val")
             else:  # one-shot estimators: a single epoch, as the simple loop reports it
                 run.end_epoch(0, 1, {f"val/{k}": v for k, v in metrics.items()},
                               duration_s=time.perf_counter() - started)
-        run.emit("fit_done", rounds=rounds, best_round=best_round,
+        run.emit("fit_done", rounds=rounds, best_round=model.rounds or None,
                  duration_s=round(time.perf_counter() - started, 3))
-        run.save_checkpoint("best", model.save, epoch=(best_round or 1) - 1, step=rounds)
-        return FitResult(epochs=rounds, steps=rounds, best_epoch=(best_round or 1) - 1,
+        run.save_checkpoint("best", model.save, epoch=best_epoch, step=rounds)
+        return FitResult(epochs=rounds, steps=rounds, best_epoch=best_epoch,
                          stop_reason=run.stop_reason)

@@ -62,6 +62,12 @@ class StageConfig(ComponentConfig):
                              description="refit: one run per seed")
     confidence: float = Field(0.95, gt=0, lt=1, description="refit: level of the t interval")
 
+    def sources(self) -> list[str]:
+        """``from_stage`` as a list (empty when unset)."""
+        if self.from_stage is None:
+            return []
+        return [self.from_stage] if isinstance(self.from_stage, str) else list(self.from_stage)
+
 
 class OptunaConfig(ComponentConfig):
     metric: str | list[str] = Field(..., description="objective(s), e.g. val/accuracy")
@@ -78,9 +84,7 @@ class OptunaConfig(ComponentConfig):
     def _stages_refer_backwards(self) -> OptunaConfig:
         names = list(self.stages)
         for i, (name, stage) in enumerate(self.stages.items()):
-            refs = [stage.narrow_from, *([stage.from_stage] if isinstance(stage.from_stage, str)
-                                         else stage.from_stage or [])]
-            for ref in refs:
+            for ref in (stage.narrow_from, *stage.sources()):
                 if ref is not None and ref not in names[:i]:
                     raise ValueError(f"stage '{name}' refers to '{ref}', which is not an earlier stage "
                                      f"(stages: {', '.join(names)})")

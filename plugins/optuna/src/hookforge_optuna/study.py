@@ -82,14 +82,18 @@ def run_plan(cfg: OptunaConfig, session: SearchSession) -> SearchResult:
 
 def _check_paths(cfg: OptunaConfig, stages: dict[str, StageConfig], session: SearchSession) -> None:
     for name, stage in stages.items():
+        try:
+            keys = session.config_keys(stage.overrides)  # resolved once per stage
+        except ConfigError as exc:
+            raise ConfigError(f"searcher.stages.{name}: {exc}" if cfg.stages else str(exc)) from None
         for path in {**(stage.space or cfg.space), **stage.overrides}:
             try:
-                session.check_path(path, stage.overrides)
+                session.check_path(path, keys)
             except ConfigError as exc:
                 raise ConfigError(f"searcher.stages.{name}: {exc}" if cfg.stages else str(exc)) from None
         for spec in (stage.space or cfg.space).values():
             for condition in spec.when or {}:
-                session.check_path(condition, stage.overrides)
+                session.check_path(condition, keys)
 
 
 def _complete(stage_dir: Path) -> bool:
@@ -414,8 +418,7 @@ def _refit(cfg: OptunaConfig, session: SearchSession, name: str, stage: StageCon
     import numpy as np
     from scipy import stats
 
-    sources = stage.from_stage or [list(stages)[list(stages).index(name) - 1]]
-    sources = [sources] if isinstance(sources, str) else sources
+    sources = stage.sources() or [list(stages)[list(stages).index(name) - 1]]
     candidates = []
     for source in sources:
         source_dir = session.study_dir / source

@@ -110,19 +110,28 @@ class TorchModel(Model):
     def tensors(self, split: Split, cache: bool = True) -> dict[str, torch.Tensor]:
         """The split as tensors, converted once. The cache holds the split itself, so an id can
         never be reused by another split while its entry exists; one-off inputs skip the cache."""
+        return self.cached(split, cache, self._split_tensors)
+
+    def cached(self, split: Split, cache: bool, compute: Any) -> Any:
+        """``compute(split)``, once per split while the split lives (subclasses cache their own
+        encodings, e.g. token ids, through this too)."""
+        entry = self._tensors.get(id(split))
+        if entry is not None and entry[0] is split:
+            return entry[1]
+        value = compute(split)
+        if cache:
+            self._tensors[id(split)] = (split, value)
+        return value
+
+    def _split_tensors(self, split: Split) -> dict[str, torch.Tensor]:
         import numpy as np
         import torch
 
-        cached = self._tensors.get(id(split))
-        if cached is not None and cached[0] is split:
-            return cached[1]
         tensors = {"x": self.inputs_tensor(split.X)}
         if split.y is not None:
             y = np.asarray(split.y)
             tensors["y"] = torch.from_numpy(y.astype(np.int64 if self.info.task == "classification"
                                                      else np.float32))
-        if cache:
-            self._tensors[id(split)] = (split, tensors)
         return tensors
 
     def num_examples(self, split: Split) -> int:

@@ -235,3 +235,72 @@ def test_classification_averages_equal_sklearns_own():
         assert out[f"precision_{average}"] == pytest.approx(p)
         assert out[f"recall_{average}"] == pytest.approx(r)
         assert out[f"f1_{average}"] == pytest.approx(f)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+@pytest.mark.parametrize("case", range(6))
+def test_classification_metrics_equal_sklearns(n_classes, case):
+    """The evaluator computes its metrics from one confusion matrix (sklearn validates inputs on
+    every call); every value must equal scikit-learn's on random data, ties and absent classes."""
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from hookforge.builtins.evaluators.classification import ClassificationEvaluator
+    from hookforge.types import Predictions
+
+    rng = np.random.default_rng(case)
+    n = int(rng.integers(5, 300))
+    y_true = rng.integers(0, n_classes, n)
+    if case == 1:
+        y_true[y_true == n_classes - 1] = 0  # a class absent from the truth
+    scores = rng.random((n, n_classes))
+    if case == 2:
+        scores = np.round(scores, 1) + 0.05  # many tied scores
+    scores /= scores.sum(axis=1, keepdims=True)
+    y_pred = scores.argmax(axis=1)
+    if case == 3:
+        y_pred[:] = 0  # one class predicted for everything
+    labels = list(range(n_classes))
+    names = [f"c{i}" for i in labels]
+    evaluator = ClassificationEvaluator(ClassificationEvaluator.Config(beta=0.5))
+    out = evaluator.evaluate(None, "val", Predictions(y_pred, scores, classes=names, y_true=y_true),
+                             final=False)
+    assert out["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
+    for average in ("macro", "weighted"):
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                         average=average, zero_division=0)
+        assert (out[f"precision_{average}"], out[f"recall_{average}"], out[f"f1_{average}"]) == \
+            pytest.approx((p, r, f))
+        assert out[f"fbeta_{average}"] == pytest.approx(skm.fbeta_score(
+            y_true, y_pred, beta=0.5, labels=labels, average=average, zero_division=0))
+    per_class = skm.f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    assert [out[f"f1_class_{c}"] for c in names] == pytest.approx(per_class)
+    assert out["confusion_matrix"] == skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    assert out["log_loss"] == pytest.approx(skm.log_loss(y_true, scores, labels=labels))
+    present = sorted(set(y_true.tolist()))
+    if n_classes == 2:
+        expected = skm.roc_auc_score(y_true, scores[:, 1]) if len(present) == 2 else None
+    else:
+        expected = np.mean([skm.roc_auc_score(y_true == i, scores[:, i]) for i in present]) \
+            if len(present) > 1 else None
+    assert out.get("auroc_macro") == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_classification_metrics_of_string_labels_and_nan_scores():
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from hookforge.builtins.evaluators.classification import ClassificationEvaluator
+    from hookforge.types import Predictions
+
+    y_true = np.array(["cat", "dog", "dog", "eel", "cat", "dog"])
+    y_pred = np.array(["cat", "dog", "cat", "eel", "eel", "dog"])
+    out = ClassificationEvaluator().evaluate(None, "val", Predictions(y_pred, y_true=y_true),
+                                             final=False)
+    assert out["f1_macro"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
+    assert out["confusion_matrix"] == skm.confusion_matrix(y_true, y_pred).tolist()
+    diverged = np.full((6, 2), np.nan)
+    out = ClassificationEvaluator().evaluate(
+        None, "val", Predictions(np.zeros(6, int), diverged, classes=["a", "b"],
+                                 y_true=np.array([0, 1, 0, 1, 0, 1])), final=False)
+    assert np.isnan(out["auroc_macro"]) and np.isnan(out["log_loss"])

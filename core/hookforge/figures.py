@@ -3,7 +3,7 @@
 Figures are made with the object-oriented API (``matplotlib.figure.Figure`` rendered by the Agg
 canvas), never pyplot: no global figure registry to leak into, no backend selection, safe from any
 thread, and a third less import time. :func:`prewarm` imports it on a background thread while a run
-loads data and trains (mostly C code that releases the GIL), so the drawing at the end is cheap.
+trains (mostly C code that releases the GIL), so the drawing at the end is cheap.
 """
 
 from __future__ import annotations

@@ -109,11 +109,10 @@ class RunRecord:
         return self.info().get("status", "unknown")
 
     def write_config(self, config: dict[str, Any]) -> None:
-        import yaml
-
+        from hookforge.config.loader import dump_yaml
         from hookforge.config.secrets import redact
 
-        atomic_write_text(self.config_file, yaml.safe_dump(redact(config), sort_keys=False))
+        atomic_write_text(self.config_file, dump_yaml(redact(config)))
 
     def read_config(self) -> dict[str, Any]:
         from hookforge.config.loader import read_yaml

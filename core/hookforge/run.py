@@ -267,6 +267,12 @@ class Run:
                     self.hook.hookforge_log_params(run=self, params=self.params())
                 dataset = self.load_data()
                 model = self.build_model(dataset)
+                if self.figures:
+                    from hookforge.figures import prewarm
+
+                    # while the model trains (C code that releases the GIL); not while the data
+                    # loads, whose own imports and parsing would fight it for the GIL
+                    prewarm()
                 self.hook.hookforge_before_fit(run=self, model=model, dataset=dataset)
                 result = self.hook.hookforge_fit(run=self, model=model, dataset=dataset)
                 if result is None:
@@ -422,10 +428,6 @@ class Run:
             raise UsageError(f"{self.record.path} already holds a run; use Run.resume() to "
                              f"continue it")
         self._seed()
-        if self.figures:
-            from hookforge.figures import prewarm
-
-            prewarm()  # matplotlib loads while the data loads and the model trains
         now = datetime.now().astimezone().isoformat(timespec="seconds")
         if self.resumed:
             self.resume_from = self._resume_point()

@@ -216,13 +216,12 @@ def write_trials(trials: list[TrialResult], directory: Path) -> None:
 
 def write_best_config(session: SearchSession, trial: TrialResult, directory: Path) -> Path:
     """best_config.yaml: the full config of ``trial``, ready for ``hookforge train -c``."""
-    import yaml
-
+    from hookforge.config.loader import dump_yaml
     from hookforge.config.secrets import redact
 
     config = session.trial_config(trial.params, f"{session.study}-best").to_dict()
     target = directory / "best_config.yaml"
-    atomic_write_text(target, yaml.safe_dump(redact(config), sort_keys=False))
+    atomic_write_text(target, dump_yaml(redact(config)))
     return target
 
 

@@ -198,11 +198,12 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(plan, hookforg
                                stderr=subprocess.DEVNULL)
     trials_dir = hookforge_tmp / STUDY / "search" / "trials"
     deadline = time.time() + 180
-    while time.time() < deadline:  # kill it while its third trial runs
+    while time.time() < deadline:  # kill it while its third (or a later) trial runs
         assert process.poll() is None, "the search ended before it could be killed"
-        if trials_dir.exists() and len(list(trials_dir.iterdir())) >= 3:
+        started = sorted(trials_dir.iterdir()) if trials_dir.exists() else []
+        if len(started) >= 3 and _status(started[-1]) == "running":
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     # the kill may land between a trial's directory and its run.json: such a trial never started
@@ -218,6 +219,13 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(plan, hookforg
     for name in finished_before:  # finished trials were kept, not run again
         info = json.loads((trials_dir / name / "run.json").read_text())
         assert info["status"] == "finished" and "resumes" not in info
+
+
+def _status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("status")
+    except (OSError, ValueError):  # not written yet, or replaced while being read
+        return None
 
 
 @pytest.mark.parametrize("sampler", ["cmaes", "grid"])

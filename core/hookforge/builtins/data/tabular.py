@@ -136,24 +136,35 @@ class TabularSource(DataSource):
         import pandas as pd
 
         numeric = [c for c in X.columns if c not in categorical]
+        dtypes = X.dtypes  # looked up once: per-column access is ~50 us a column
         for column in numeric:
-            if not pd.api.types.is_numeric_dtype(X[column]) or pd.api.types.is_bool_dtype(X[column]):
+            dtype = dtypes[column]
+            if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
                 converted = pd.to_numeric(X[column], errors="coerce")
                 bad = X[column][converted.isna() & X[column].notna()]
-                if len(bad) or pd.api.types.is_bool_dtype(X[column]):
+                if len(bad) or pd.api.types.is_bool_dtype(dtype):
                     example = bad.iloc[0] if len(bad) else X[column].iloc[0]
                     raise DataError(f"{self.describe()}: column '{column}' is not numeric (value "
                                     f"{example!r}); list it in data.categorical (or set "
                                     f"data.categorical=auto) or leave it out of data.features")
                 X = X.assign(**{column: converted})
+                dtypes = X.dtypes
         # float32 data is checked as float32: a float64 copy of a large frame costs a second pass
-        wide = {X[c].dtype for c in numeric} != {np.dtype("float32")}
+        wide = {dtypes[c] for c in numeric} != {np.dtype("float32")}
         values = X[numeric].to_numpy(dtype=np.float64 if wide else np.float32, na_value=np.nan)
-        categorical_missing = X[categorical].isna().any(axis=1).to_numpy()
-        bad_rows = ~np.isfinite(values).all(axis=1) | categorical_missing
-        all_nan = [c for c in X.columns if X[c].isna().all()]
-        if all_nan:
-            raise DataError(f"{self.describe()}: column '{all_nan[0]}' has no values (all missing)")
+        finite = np.isfinite(values)
+        categorical_na = X[categorical].isna().to_numpy() if categorical else None
+        bad_rows = ~finite.all(axis=1)
+        if categorical_na is not None:
+            bad_rows |= categorical_na.any(axis=1)
+        if len(X) and (not finite.all() or (categorical_na is not None and categorical_na.any())):
+            empty = dict(zip(numeric, np.isnan(values).all(axis=0).tolist(), strict=True))
+            if categorical_na is not None:
+                empty.update(zip(categorical, categorical_na.all(axis=0).tolist(), strict=True))
+            all_nan = [c for c in X.columns if empty[c]]
+            if all_nan:
+                raise DataError(f"{self.describe()}: column '{all_nan[0]}' has no values (all "
+                                f"missing)")
         if bad_rows.any():
             policy = self.config.on_nan
             if not drop_allowed and policy == "drop":  # prediction rows are never dropped silently

@@ -121,8 +121,11 @@ def make_storage(url: str) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(url[len("journal://"):]))
+    # a server connection may have gone stale between trials; a SQLite file cannot (and pinging it
+    # would add a query to every one of optuna's transactions)
+    engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
     except Exception as exc:  # sqlalchemy raises several types for a bad or unreachable URL
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot open the study storage {redact_text(url)}: {first}") from None
@@ -243,11 +246,17 @@ def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage:
     base = {**flatten(session.base), **stage.overrides}  # `when` sees the stage's overrides
     metrics = cfg.metrics()
     objective: str | list[str] = metrics[0] if len(metrics) == 1 else metrics
-    while _counted(study) < n_trials and (deadline is None or time.time() < deadline):
+    pruning = not isinstance(study.pruner, optuna.pruners.NopPruner)
+    # alone on its own storage, this process counts its trials itself (a query per trial costs
+    # more than a small trial's record); sharing a study, it asks the storage every time
+    shared = session.workers > 1 or session.storage is not None or os.environ.get(WORKER_ENV) == "1"
+    counted = _counted(study)
+    while counted < n_trials and (deadline is None or time.time() < deadline):
         trial = study.ask()
         params = suggest(trial, space, base)
         overrides = {**stage.overrides, **params}
-        observers = [PruningObserver(trial, metrics[0])] if len(metrics) == 1 else []
+        # each report is a storage write (a transaction in an RDB): only when it can prune
+        observers = [PruningObserver(trial, metrics[0])] if pruning else []
         directory = stage_dir / "trials" / f"trial_{trial.number:04d}"
         # one attribute, one storage write (each write is a transaction in an RDB storage)
         trial.set_user_attr("hookforge", {"host": socket.gethostname(), "pid": os.getpid(),
@@ -268,6 +277,7 @@ def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage:
             told = _tell(study, trial, state=optuna.trial.TrialState.FAIL)
         if not told:
             break
+        counted = _counted(study) if shared else counted + 1
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> bool:
@@ -287,11 +297,11 @@ def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> bool:
 
 def _spawn_workers(session: SearchSession, name: str, url: str) -> list[subprocess.Popen[str]]:
     """``--workers N``: N-1 more processes share the study through its storage."""
-    import yaml
+    from hookforge.config.loader import dump_yaml
 
     stage_dir = session.study_dir / name
     config_file = stage_dir / "search_config.yaml"
-    atomic_write_text(config_file, yaml.safe_dump(session.config.to_dict(), sort_keys=False))
+    atomic_write_text(config_file, dump_yaml(session.config.to_dict()))
     command = [sys.executable, "-m", "hookforge", "-q", "search", "-c", str(config_file),
                "--stage", name, "--study", session.study, "--storage", url]
     env = {**os.environ, WORKER_ENV: "1"}
@@ -378,8 +388,11 @@ def _plots(study: optuna.Study, cfg: OptunaConfig, stage_dir: Path) -> None:
     if not complete:
         return
     single = len(cfg.metrics()) == 1
+    searched = {name for trial in complete for name in trial.params}
+    # one parameter has all the importance there is; fANOVA's forest would take ~0.5 s to say so
     wanted = [("optimization_history", plots.plot_optimization_history, single),
-              ("param_importances", plots.plot_param_importances, single and len(complete) > 1),
+              ("param_importances", plots.plot_param_importances,
+               single and len(complete) > 1 and len(searched) > 1),
               ("parallel_coordinate", plots.plot_parallel_coordinate, single),
               ("pareto_front", plots.plot_pareto_front, not single)]
     for title, draw, applicable in wanted:

@@ -21,8 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
 from hookforge import hookspecs, registry
 from hookforge.components import Component, Model
 from hookforge.config import ResolvedConfig, flatten, load_config, redact, resolve
@@ -35,7 +33,7 @@ from hookforge.errors import (
     RunInterrupted,
     UsageError,
 )
-from hookforge.markers import PROJECT
+from hookforge.markers import PluginManager
 from hookforge.record import (
     RunRecord,
     environment_versions,
@@ -109,7 +107,7 @@ class Run:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.primary = self.rank == 0
 
-        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm = PluginManager()
         self.pm.add_hookspecs(hookspecs)
         self.hook = self.pm.hook
         self.data = self._register(config.data)

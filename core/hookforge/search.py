@@ -18,14 +18,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
 from hookforge import hookspecs
 from hookforge.config import ResolvedConfig, flatten, resolve
 from hookforge.config.loader import set_all
 from hookforge.errors import ConfigError, RunInterrupted, UsageError, did_you_mean
 from hookforge.fileio import atomic_write_json, atomic_write_text
-from hookforge.markers import PROJECT
+from hookforge.markers import PluginManager
 from hookforge.record import RunRecord
 from hookforge.types import SearchResult, TrialResult
 
@@ -62,7 +60,7 @@ class SearchSession:
         self.command = command
         self.output_dir = Path(config.run.output_dir)
         self.study_dir = self.output_dir / "hpo" / self.study
-        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm = PluginManager()
         self.pm.add_hookspecs(hookspecs)
         self.hook = self.pm.hook
         self.searcher = config.searcher.create()

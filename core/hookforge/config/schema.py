@@ -110,7 +110,12 @@ def format_validation_error(exc: ValidationError, prefix: str, source: str,
         for start in ("Input should be ", "Value error, ", "Assertion failed, "):
             if expected.startswith(start):
                 expected = expected[len(start):]
-        message = f"invalid value for '{path}': {first.get('input')!r} (expected {expected})"
+        given = repr(first.get("input"))
+        if isinstance(first.get("input"), dict) or len(given) > 80:
+            # a check over a whole section (a model validator): its message says what is wrong
+            message = f"invalid '{path}': {expected}"
+        else:
+            message = f"invalid value for '{path}': {given} (expected {expected})"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" \
         if len(errors) > 1 else ""
     return f"{source}: {message}{more}"

@@ -141,11 +141,14 @@ def test_multi_objective_reports_the_pareto_front(plan, hookforge_cli, hookforge
      "'model.temprature' is not a config key (did you mean 'model.temperature'?)"),
     ({"space": {"model.temperature": {"type": "loguniform", "low": 0, "high": 2}}}, "needs low > 0"),
     ({"stages": {"refit": {"kind": "refit"}}}, "needs from_stage"),
+    ({"space": SPACE, "stages": {"a_fine": {"narrow_from": "b_coarse"}, "b_coarse": {}}},
+     "invalid 'searcher': stage 'a_fine' refers to 'b_coarse', which is not an earlier stage"),
 ])
 def test_bad_spaces_fail_before_any_trial(searcher, message, plan, hookforge_cli, hookforge_tmp):
     result = hookforge_cli("search", "-c", plan({"n_trials": 2, **searcher}))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert "{" not in result.stderr  # the message, not a dump of the section
     assert not (hookforge_tmp / STUDY / "search" / "trials").exists()
 
 

@@ -27,6 +27,7 @@ from hookforge.fileio import atomic_write_json, atomic_write_text, read_json
 from hookforge.record import pid_alive
 from hookforge.search import SearchSession, trial_metrics, write_best_config, write_trials
 from hookforge.types import SearchResult, TrialResult
+from hookforge_optuna.plots import draw_plots
 from hookforge_optuna.searcher import OptunaConfig, StageConfig
 from hookforge_optuna.space import ParamSpec, narrow, suggest
 
@@ -368,47 +369,9 @@ def _write_outputs(study: optuna.Study, cfg: OptunaConfig, session: SearchSessio
         "best": [{"number": t.number, "value": t.value, "params": t.params,
                   "run_dir": str(t.run_dir) if t.run_dir else None} for t in best],
     })
-    _plots(study, cfg, stage_dir)
+    draw_plots(study, cfg.metrics(), stage_dir)
     return SearchResult(study=session.study, trials=trials, best=best, output_dir=stage_dir,
                         extra={"metric": cfg.metrics()[0], "stage": name})
-
-
-def _plots(study: optuna.Study, cfg: OptunaConfig, stage_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import warnings
-
-    import matplotlib.pyplot as plt
-    import optuna.visualization.matplotlib as plots
-
-    from hookforge.figures import save_figure
-
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
-        return
-    single = len(cfg.metrics()) == 1
-    searched = {name for trial in complete for name in trial.params}
-    # one parameter has all the importance there is; fANOVA's forest would take ~0.5 s to say so
-    wanted = [("optimization_history", plots.plot_optimization_history, single),
-              ("param_importances", plots.plot_param_importances,
-               single and len(complete) > 1 and len(searched) > 1),
-              ("parallel_coordinate", plots.plot_parallel_coordinate, single),
-              ("pareto_front", plots.plot_pareto_front, not single)]
-    for title, draw, applicable in wanted:
-        if not applicable:
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
-                axes = draw(study)
-            figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-            figure.set_size_inches(8, 5)
-            figure.tight_layout()
-            save_figure(figure, stage_dir / f"{title}.png")
-            plt.close(figure)  # optuna draws with pyplot, which keeps every figure until closed
-        except Exception as exc:  # too few trials or parameters for this plot
-            log.info("plot %s skipped: %s", title, exc)
 
 
 def _load_result(session: SearchSession, name: str, stage_dir: Path) -> SearchResult:

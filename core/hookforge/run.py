@@ -379,10 +379,7 @@ class Run:
         input_path, output_path = Path(input_path), Path(output_path)
         if not input_path.is_file():
             raise UsageError(f"input file not found: {input_path}")
-        model = self.load_model()
-        inputs = self.hook.hookforge_read_inputs(run=self, path=input_path)
-        predictions = self.hook.hookforge_predict(run=self, model=model, inputs=inputs)
-        frame = predictions.to_frame()
+        frame = self._predict_file(input_path, self.load_model())
         if output_path.suffix == ".parquet":
             import io
 
@@ -392,6 +389,24 @@ class Run:
         else:
             atomic_write_bytes(output_path, frame.to_csv(index=False).encode())
         return output_path
+
+    def predict_frame(self, rows: Any, model: Model | None = None) -> Any:
+        """Predictions (a DataFrame, as ``predict`` writes them) for rows given in memory as a
+        DataFrame: they go through the data source's own reader and checks, via a CSV file.
+        Pass ``model`` (from :meth:`load_model`) to predict many batches with one load."""
+        import tempfile
+
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory(prefix="hookforge-predict-") as tmp:
+            path = Path(tmp) / "inputs.csv"
+            pd.DataFrame(rows).to_csv(path, index=False)
+            return self._predict_file(path, model or self.load_model())
+
+    def _predict_file(self, path: Path, model: Model) -> Any:
+        inputs = self.hook.hookforge_read_inputs(run=self, path=path)
+        predictions = self.hook.hookforge_predict(run=self, model=model, inputs=inputs)
+        return predictions.to_frame()
 
     def params(self) -> dict[str, Any]:
         """The flattened resolved config with secrets redacted (what trackers log as params)."""

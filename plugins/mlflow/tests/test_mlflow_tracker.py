@@ -102,7 +102,11 @@ def test_killed_server_then_sync_restores_every_point(mlflow_server, hookforge_t
     assert again.startswith(f"synced {hookforge_tmp / 'r'} to 'mlflow': 0 metric points added")
     assert mlflow_counts(server.uri, hookforge_tmp / "r") == local
     state = json.loads((hookforge_tmp / "r" / "trackers" / "mlflow.json").read_text())
-    assert client(server.uri).get_run(state["run_id"]).info.status == "FINISHED"
+    synced_run = client(server.uri).get_run(state["run_id"])
+    assert synced_run.info.status == "FINISHED"
+    assert synced_run.data.tags["hookforge.model_flavor"] == "hookforge"  # the model came too
+    assert [a.path for a in client(server.uri).list_artifacts(state["run_id"], "model")
+            if a.path == "model/MLmodel"]
 
 
 def test_unreachable_server_at_start_then_sync_later(mlflow_server, hookforge_tmp, hookforge_cli):
@@ -192,6 +196,18 @@ def test_champion_is_registered_only_above_the_threshold(tiny_config, hookforge_
     champion_dir = Path(data["champion"])
     state = json.loads((champion_dir / "trackers" / "mlflow.json").read_text())
     assert str(version.version) == "1" and version.run_id == state["run_id"]
+    # a model without an MLflow flavor of its own is served from code: the registry loads it
+    import mlflow
+    from sklearn.datasets import load_iris
+
+    rows = load_iris(as_frame=True).frame.drop(columns="target").iloc[::15]
+    mlflow.set_tracking_uri(uri)
+    try:
+        served = mlflow.pyfunc.load_model("models:/champ@champion").predict(rows)
+    finally:
+        mlflow.set_tracking_uri(None)  # set_tracking_uri exports it to later subprocesses
+    expected = hookforge.Run.open(champion_dir).predict_frame(rows)
+    assert served.equals(expected) and served.columns[0] == "prediction"
     missing = hookforge_cli("compare", "--tracker", "mlflow", "--experiment", "nope",
                             "--metric", "val/accuracy", env=env)
     assert missing.returncode == 2 and "experiment 'nope' not found" in missing.stderr
@@ -199,3 +215,27 @@ def test_champion_is_registered_only_above_the_threshold(tiny_config, hookforge_
 
 def test_metric_keys_are_made_mlflow_safe():
     assert mlflow_key("val/f1_class_a:b") == "val/f1_class_a_b"
+
+
+def test_torch_model_is_logged_as_a_model_mlflow_loads(hookforge_tmp):
+    """The MLP has no pickle-free MLflow flavor: it is logged as a hookforge model served from
+    code (safetensors checkpoint, config without trackers), which mlflow.pyfunc loads and which
+    predicts what `hookforge predict` does."""
+    import mlflow
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    uri = f"sqlite:///{hookforge_tmp / 'served.db'}"
+    config = yaml.safe_load(mlp_config(hookforge_tmp, uri, epochs=1).read_text())
+    result = hookforge.train(config)
+    run_id = json.loads((result.run_dir / "trackers" / "mlflow.json").read_text())["run_id"]
+    run = client(uri).get_run(run_id)
+    assert run.data.tags["hookforge.model_flavor"] == "hookforge"
+    model_files = {a.path for a in client(uri).list_artifacts(run_id, "model")}
+    assert {"model/MLmodel", "model/artifacts"} <= model_files
+    rows = load_digits(as_frame=True).frame.drop(columns="target").iloc[:20]
+    rows.columns = [str(c) for c in rows.columns]
+    served = mlflow.pyfunc.load_model(f"{run.info.artifact_uri}/model").predict(rows)
+    expected = hookforge.Run.open(result.run_dir).predict_frame(rows)
+    assert list(served["prediction"]) == list(expected["prediction"])
+    assert np.allclose(served.filter(like="prob_").to_numpy(), expected.filter(like="prob_").to_numpy())

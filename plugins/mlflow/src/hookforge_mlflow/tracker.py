@@ -36,8 +36,9 @@ class MlflowConfig(BackgroundTrackerConfig):
     experiment: str | None = Field(None, description="experiment name (default: the study of an HPO "
                                    "trial, else the run name)")
     log_checkpoint: bool = Field(False, description="upload the best checkpoint as artifacts")
-    log_model: bool = Field(True, description=("log the trained model with its MLflow flavor (under "
-                                               "'model') where the model plugin supports one"))
+    log_model: bool = Field(True, description=(
+        "log the trained model under 'model': with its own MLflow flavor where the model plugin has "
+        "a pickle-free one, else as a hookforge model served from code (mlflow.pyfunc)"))
     http_retries: int = Field(2, ge=0, description="retries of an HTTP request (MLflow's default is 7 "
                               "with back-off, minutes against a dead server)")
     http_timeout_s: float = Field(10.0, gt=0, description="timeout of one HTTP request")
@@ -49,6 +50,40 @@ class MlflowConfig(BackgroundTrackerConfig):
             raise ValueError("a non-empty experiment name without surrounding spaces, at most 500 "
                              "characters")
         return value
+
+
+SERVED_FLAVOR = "hookforge"  # the tag value of runs whose model is served_model.py
+
+
+def save_served_run(run_dir: Path, target: Path, staging: Path) -> None:
+    """Save ``run_dir`` as an MLflow model from code (see :mod:`hookforge_mlflow.served_model`):
+    its config without trackers (they may hold secrets, redacted in config.yaml, and serving
+    does not track), run.json, dataset.json and the other small JSON files, the best checkpoint."""
+    import shutil
+
+    import mlflow.pyfunc
+
+    from hookforge.config.loader import dump_yaml, read_yaml
+    from hookforge.record import RunRecord
+
+    record = RunRecord.open(run_dir)
+    best = record.checkpoint_dir("best") or record.checkpoint_dir("last")
+    if best is None:
+        raise UsageError(f"{run_dir} has no checkpoint to serve")
+    staging.mkdir(parents=True)
+    for file in run_dir.glob("*.json"):
+        if file.name != "splits.json":  # row indices of the training data: not for serving
+            shutil.copy2(file, staging / file.name)
+    config = read_yaml(record.config_file)
+    config.pop("trackers", None)
+    config.pop("searcher", None)
+    (staging / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
+    shutil.copytree(best, staging / "checkpoints" / best.name)
+    versions = record.info().get("versions", {})
+    requirements = [f"{name}=={version}" for name, version in sorted(versions.items())
+                    if name.startswith("hookforge") and isinstance(version, str)]
+    mlflow.pyfunc.save_model(str(target), python_model=str(Path(__file__).with_name("served_model.py")),
+                             artifacts={"run": str(staging)}, pip_requirements=requirements)
 
 
 def mlflow_key(key: str) -> str:
@@ -75,9 +110,9 @@ class MlflowTracker(BackgroundTracker):
         super().log_artifact(path, kind)
         model = getattr(self._run, "model", None)
         if kind == "checkpoint" and self.config.log_model and model is not None:
-            export = model.mlflow_model()  # object references only: the worker does the saving
-            if export is not None:
-                self._queue.put(("artifact", (export, "mlflow_model")))
+            # object references only: the worker does the saving
+            export = model.mlflow_model() or (SERVED_FLAVOR, path.parent.parent, {})
+            self._queue.put(("artifact", (export, "mlflow_model")))
 
     # -- helpers ----------------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -194,21 +229,33 @@ class MlflowTracker(BackgroundTracker):
             client.log_artifact(self.run_id, str(path))
 
     def _send_model(self, flavor: str, model: Any, options: dict[str, Any]) -> None:
-        """Save ``model`` with ``mlflow.<flavor>.save_model`` and upload it as the run's 'model'
-        artifact, so ``mlflow.pyfunc.load_model("runs:/<id>/model")`` loads it."""
+        """Save ``model`` with ``mlflow.<flavor>.save_model`` (or, for the served flavor, the run
+        directory ``model`` as a model from code) and upload it as the run's 'model' artifact, so
+        ``mlflow.pyfunc.load_model("runs:/<id>/model")`` loads it."""
         import importlib
         import tempfile
 
         try:
-            module = importlib.import_module(f"mlflow.{flavor}")
             with tempfile.TemporaryDirectory() as tmp:
                 target = Path(tmp) / "model"
-                module.save_model(model, str(target), **options)
+                if flavor == SERVED_FLAVOR:
+                    save_served_run(Path(model), target, Path(tmp) / "run")
+                else:
+                    importlib.import_module(f"mlflow.{flavor}").save_model(model, str(target), **options)
                 self._client().log_artifacts(self.run_id, str(target), "model")
         except Exception as exc:  # the run and its checkpoint are fine; only this copy is missing
             log.warning("mlflow: could not log the model with the '%s' flavor: %s", flavor, exc)
             return
         self._client().set_tag(self.run_id, "hookforge.model_flavor", flavor)
+
+    def sync(self, record: Any) -> str:
+        message = super().sync(record)
+        # the model, when the outage also lost it (any model can be served from its record)
+        has_model = self._client().get_run(self.run_id).data.tags.get("hookforge.model_flavor")
+        if self.config.log_model and not has_model and (
+                record.checkpoint_dir("best") or record.checkpoint_dir("last")):
+            self._send_model(SERVED_FLAVOR, record.path, {})
+        return message
 
     def send_event(self, event: str, payload: dict[str, Any]) -> None:
         if event == "stop_requested":  # early stopping, or a pruned HPO trial

@@ -70,6 +70,15 @@ def test_predict_writes_labels_and_probabilities(hookforge_cli, two_runs, hookfo
     nothing = hookforge_cli("predict", str(run_a), "nothing.csv", "-o", "x.csv")
     assert nothing.returncode == 2 and "input file not found" in nothing.stderr
 
+    # from Python, rows in memory: the same reader, checks and output as the file
+    import pandas as pd
+
+    run = hookforge.Run.open(run_a)
+    frame = run.predict_frame(pd.read_csv(inputs), model=run.load_model())
+    assert frame.equals(pd.read_csv(hookforge_tmp / "preds.csv"))
+    with pytest.raises(hookforge.errors.DataError, match="'petal_length' used in training is missing"):
+        run.predict_frame(pd.DataFrame({"sepal_length": [1.0], "sepal_width": [2.0]}))
+
 
 def test_jeffreys_interval_matches_the_beta_posterior():
     from scipy.stats import beta

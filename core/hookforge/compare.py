@@ -175,7 +175,6 @@ def promote(result: Comparison, target: str | Path) -> str:
     """Copy the champion's run record (its best checkpoint only) to ``target``, replacing a
     previous champion there, with champion.json saying where it came from and its test metrics.
     The champion is evaluated on test here, once, if its record has no test evaluation yet."""
-    import shutil
     from datetime import datetime
 
     from hookforge.fileio import atomic_write_dir, atomic_write_json
@@ -193,17 +192,7 @@ def promote(result: Comparison, target: str | Path) -> str:
     primary = result.objectives[0]
 
     def fill(tmp: Path) -> None:
-        for item in source.path.iterdir():
-            if item.name == "trackers":  # tracker run ids belong to the source run
-                continue
-            if item.name == "checkpoints":
-                best = source.checkpoint_dir("best") or source.checkpoint_dir("last")
-                if best is not None:
-                    shutil.copytree(best, tmp / "checkpoints" / best.name)
-            elif item.is_dir():
-                shutil.copytree(item, tmp / item.name)
-            else:
-                shutil.copy2(item, tmp / item.name)
+        source.copy_to(tmp, keep=lambda item: item.name != "trackers")  # their runs are the source's
         atomic_write_json(tmp / "champion.json", {
             "source": str(source.path), "metric": primary.key,
             "value": result.champion.values[primary.key], "threshold": result.threshold,

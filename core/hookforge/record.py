@@ -17,6 +17,7 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -227,6 +228,22 @@ class RunRecord:
             raise CheckpointError(f"checkpoint {path}: {', '.join(changed) or 'its file list'} does not "
                                   f"match the sha256 recorded in {self.run_file}")
         return path
+
+    def copy_to(self, target: Path, keep: Callable[[Path], bool] = lambda item: True) -> None:
+        """Copy the record into ``target`` with only its best checkpoint (``last`` when there is
+        no best), as a champion or a served model needs it; ``keep`` picks the other top-level
+        files and directories."""
+        target.mkdir(parents=True, exist_ok=True)
+        for item in self.path.iterdir():
+            if item.name == "checkpoints" or not keep(item):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, target / item.name)
+            else:
+                shutil.copy2(item, target / item.name)
+        best = self.checkpoint_dir("best") or self.checkpoint_dir("last")
+        if best is not None:
+            shutil.copytree(best, target / "checkpoints" / best.name)
 
     def prune_checkpoints(self, prefix: str, keep: int) -> None:
         """Keep only the ``keep`` newest checkpoints named ``<prefix><step>``."""

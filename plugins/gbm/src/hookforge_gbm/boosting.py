@@ -50,6 +50,18 @@ class BoostingModel(TabularModel):
     MODEL_FILE: ClassVar[str] = ""
     booster: Any = None
 
+    def booster_predict(self, X: np.ndarray) -> np.ndarray:
+        """The library's own prediction: probabilities of the positive class for binary tasks."""
+        raise NotImplementedError
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        out = self.booster_predict(X)
+        if self.task == "classification" and out.ndim == 1:  # binary: P(positive) only
+            return np.column_stack([1.0 - out, out])
+        return out
+
     def save_estimator(self, directory: Path) -> None:
         self.booster.save_model(directory / self.MODEL_FILE)
 
@@ -143,13 +155,8 @@ class LightGBMModel(BoostingModel):
             self.booster = lgb.Booster(model_str=self.booster.model_to_string(
                 num_iteration=self.booster.best_iteration))
 
-    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
-        import numpy as np
-
-        out = self.booster.predict(X)
-        if self.task == "classification" and out.ndim == 1:
-            return np.column_stack([1.0 - out, out])
-        return out
+    def booster_predict(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X)
 
     def load_estimator(self, directory: Path) -> None:
         import lightgbm as lgb
@@ -241,14 +248,10 @@ class XGBoostModel(BoostingModel):
             booster = booster[: best + 1]  # keep the best rounds only, as the saved model does
         self.booster = booster
 
-    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
-        import numpy as np
+    def booster_predict(self, X: np.ndarray) -> np.ndarray:
         import xgboost as xgb
 
-        out = self.booster.predict(xgb.DMatrix(X))
-        if self.task == "classification" and out.ndim == 1:
-            return np.column_stack([1.0 - out, out])
-        return out
+        return self.booster.predict(xgb.DMatrix(X))
 
     def load_estimator(self, directory: Path) -> None:
         import xgboost as xgb

@@ -59,26 +59,20 @@ def save_served_run(run_dir: Path, target: Path, staging: Path) -> None:
     """Save ``run_dir`` as an MLflow model from code (see :mod:`hookforge_mlflow.served_model`):
     its config without trackers (they may hold secrets, redacted in config.yaml, and serving
     does not track), run.json, dataset.json and the other small JSON files, the best checkpoint."""
-    import shutil
-
     import mlflow.pyfunc
 
-    from hookforge.config.loader import dump_yaml, read_yaml
+    from hookforge.config.loader import dump_yaml
     from hookforge.record import RunRecord
 
     record = RunRecord.open(run_dir)
-    best = record.checkpoint_dir("best") or record.checkpoint_dir("last")
-    if best is None:
+    if record.checkpoint_dir("best") is None and record.checkpoint_dir("last") is None:
         raise UsageError(f"{run_dir} has no checkpoint to serve")
-    staging.mkdir(parents=True)
-    for file in run_dir.glob("*.json"):
-        if file.name != "splits.json":  # row indices of the training data: not for serving
-            shutil.copy2(file, staging / file.name)
-    config = read_yaml(record.config_file)
+    # the small JSON files; not splits.json (row indices of the training data)
+    record.copy_to(staging, keep=lambda item: item.suffix == ".json" and item.name != "splits.json")
+    config = record.read_config()
     config.pop("trackers", None)
     config.pop("searcher", None)
     (staging / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
-    shutil.copytree(best, staging / "checkpoints" / best.name)
     versions = record.info().get("versions", {})
     requirements = [f"{name}=={version}" for name, version in sorted(versions.items())
                     if name.startswith("hookforge") and isinstance(version, str)]
@@ -111,7 +105,7 @@ class MlflowTracker(BackgroundTracker):
         model = getattr(self._run, "model", None)
         if kind == "checkpoint" and self.config.log_model and model is not None:
             # object references only: the worker does the saving
-            export = model.mlflow_model() or (SERVED_FLAVOR, path.parent.parent, {})
+            export = model.mlflow_model() or (SERVED_FLAVOR, self._run.dir, {})
             self._queue.put(("artifact", (export, "mlflow_model")))
 
     # -- helpers ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 
 from hookforge import hookimpl
-from hookforge.config.secrets import flatten, redact_text
+from hookforge.config.secrets import redact_text
 from hookforge.errors import ConfigError, RunInterrupted, UsageError, did_you_mean
 from hookforge.fileio import atomic_write_json, atomic_write_text, read_json
 from hookforge.record import pid_alive
@@ -214,7 +214,9 @@ def _search_stage(cfg: OptunaConfig, session: SearchSession, name: str, stage: S
     n_trials = stage.n_trials or cfg.n_trials
     children = _spawn_workers(session, name, url) if session.workers > 1 and not worker else []
     try:  # this process is one of the workers: its start-up is already paid for
-        _work(study, cfg, session, stage, stage_dir, space, n_trials)
+        # sharing the study with other processes, count its trials in the storage every time
+        shared = worker or session.workers > 1 or session.storage is not None
+        _work(study, cfg, session, stage, stage_dir, space, n_trials, shared)
     finally:
         _wait_for(children)
     if worker:
@@ -241,16 +243,15 @@ def _counted(study: optuna.Study) -> int:
 
 
 def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage: StageConfig,
-          stage_dir: Path, space: dict[str, ParamSpec], n_trials: int) -> None:
-    """Ask, run, tell, until the stage has its trials (counting every worker's)."""
+          stage_dir: Path, space: dict[str, ParamSpec], n_trials: int, shared: bool) -> None:
+    """Ask, run, tell, until the stage has its trials (counting every worker's when ``shared``;
+    alone, the process counts its own: a storage query per trial costs more than a small trial's
+    record)."""
     deadline = time.time() + cfg.timeout_s if cfg.timeout_s else None
-    base = {**flatten(session.base), **stage.overrides}  # `when` sees the stage's overrides
+    base = session.config_keys(stage.overrides)  # `when` sees the stage's config
     metrics = cfg.metrics()
     objective: str | list[str] = metrics[0] if len(metrics) == 1 else metrics
     pruning = not isinstance(study.pruner, optuna.pruners.NopPruner)
-    # alone on its own storage, this process counts its trials itself (a query per trial costs
-    # more than a small trial's record); sharing a study, it asks the storage every time
-    shared = session.workers > 1 or session.storage is not None or os.environ.get(WORKER_ENV) == "1"
     counted = _counted(study)
     while counted < n_trials and (deadline is None or time.time() < deadline):
         trial = study.ask()

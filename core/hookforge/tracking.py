@@ -1,9 +1,10 @@
 """Trackers that never slow training down: :class:`BackgroundTracker` ships from a worker thread.
 
-The hooks run on the training thread and only put an item on a queue (a few hundred nanoseconds).
-A daemon thread collects metric points into large batches (``batch_size`` points, or whatever
-``flush_interval_s`` gathered) and calls the subclass's ``open`` / ``send_params`` /
-``send_metrics`` / ``send_artifact`` / ``close``.
+The hooks run on the training thread and only append an item to a deque (a few hundred
+nanoseconds, no lock, no wake-up). A daemon thread wakes every ``flush_interval_s`` (at once for
+the run's opening, params, artifacts and end), takes everything queued and calls the subclass's
+``open`` / ``send_params`` / ``send_metrics`` (in calls of ``batch_size`` points) /
+``send_artifact`` / ``close``.
 The first failure is logged once; from then on the tracker stops sending and counts what it could
 not send, and ``hookforge sync RUN_DIR --tracker NAME`` replays the local record later. At the end
 of the run ``finalize`` waits at most ``flush_timeout_s`` for the queue to drain.
@@ -19,10 +20,9 @@ slower on 2-core machines: its start-up and its CPU compete with training's own 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +67,7 @@ class BackgroundTrackerConfig(ComponentConfig):
     flush_timeout_s: float = Field(30.0, ge=0, description="at the end, wait at most this long for "
                                                            "queued records to be sent")
     batch_size: int = Field(1000, ge=1, description="metric points per call")
-    flush_interval_s: float = Field(2.0, gt=0, description="send queued metric points at least "
+    flush_interval_s: float = Field(1.0, gt=0, description="send queued metric points at least "
                                                             "this often")
 
 
@@ -79,7 +79,11 @@ class BackgroundTracker(Tracker):
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         super().__init__(config, **options)
-        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        # Appended to on the training thread, drained by the worker. A deque with no lock and no
+        # wake-up per item: a worker woken for every step (two futex calls, a core taken from
+        # training's own threads) cost training ~8 % at 2 reports per 1 ms step.
+        self._items: deque[tuple[str, Any]] = deque()
+        self._wake = threading.Event()  # set by _put
         self._thread: threading.Thread | None = None
         self.broken: str | None = None  # the first failure, after which nothing more is sent
         self.unsent = 0
@@ -125,27 +129,27 @@ class BackgroundTracker(Tracker):
         self._thread = threading.Thread(target=self._work, daemon=True,
                                         name=f"hookforge-{self.plugin_name}")
         self._thread.start()
-        self._queue.put(("open", self.context))
+        self._put("open", self.context)
 
     def log_params(self, params: dict[str, Any]) -> None:
-        self._queue.put(("params", params))
+        self._put("params", params)
 
     def log_metrics(self, metrics: dict[str, float], step: int, epoch: int | None,
                     split: str) -> None:
         now = int(time.time() * 1000)
-        self._queue.put(("metrics", [MetricPoint(f"{split}/{k}", float(v), step, epoch, now)
-                                     for k, v in metrics.items()]))
+        self._items.append(("metrics", [MetricPoint(f"{split}/{k}", float(v), step, epoch, now)
+                                        for k, v in metrics.items()]))
 
     def log_artifact(self, path: Path, kind: str) -> None:
-        self._queue.put(("artifact", (path, kind)))
+        self._put("artifact", (path, kind))
 
     def log_event(self, event: str, payload: dict[str, Any]) -> None:
-        self._queue.put(("event", (event, payload)))
+        self._put("event", (event, payload), wake=False)
 
     def finalize(self, status: str) -> None:
         if self._thread is None:
             return
-        self._queue.put(("close", status))
+        self._put("close", status)
         self._thread.join(self.config.flush_timeout_s)
         where = self.context.dir if self.context else "RUN_DIR"
         if self._thread.is_alive():
@@ -157,33 +161,38 @@ class BackgroundTracker(Tracker):
                         "`hookforge sync %s --tracker %s`", self.plugin_name, self.unsent,
                         self.broken, where, self.plugin_name)
 
+    def _put(self, kind: str, payload: Any, wake: bool = True) -> None:
+        """Queue an item other than metric points. Opening the tracker's run, params and artifacts
+        wake the worker, so they go out while training runs rather than all at its end; lifecycle
+        events (many per epoch) wait for the next flush."""
+        self._items.append((kind, payload))
+        if wake:
+            self._wake.set()
+
     # -- the worker thread -------------------------------------------------------
     def _work(self) -> None:
-        """Metric points wait until ``batch_size`` of them are queued or ``flush_interval_s`` has
-        passed, so SDKs run a few large batches instead of waking for every step. Other items go
-        out in order, after the points queued before them."""
-        pending: list[MetricPoint] = []
-        last_flush = time.monotonic()
-        interval, size = self.config.flush_interval_s, self.config.batch_size
+        """Every ``flush_interval_s`` (or when woken by :meth:`_put`) take what the training thread
+        queued and send it in order: metric points in calls of ``batch_size``, so SDKs run a few
+        large batches instead of waking for every step; other items after the points queued
+        before them."""
+        items, size = self._items, self.config.batch_size
         while True:
-            timeout = max(0.0, interval - (time.monotonic() - last_flush)) if pending else None
-            try:
-                kind, payload = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                kind, payload = "flush", None
-            if kind == "metrics":
-                pending.extend(payload)
-                if len(pending) < size:
+            self._wake.wait(self.config.flush_interval_s)
+            self._wake.clear()
+            pending: list[MetricPoint] = []
+            while items:
+                kind, payload = items.popleft()
+                if kind == "metrics":
+                    pending.extend(payload)
                     continue
-            if pending:
                 for i in range(0, len(pending), size):
                     self._send("metrics", pending[i:i + size])
                 pending = []
-                last_flush = time.monotonic()
-            if kind not in ("metrics", "flush"):
                 self._send(kind, payload)
-            if kind == "close":
-                return
+                if kind == "close":
+                    return
+            for i in range(0, len(pending), size):
+                self._send("metrics", pending[i:i + size])
 
     def _send(self, kind: str, payload: Any) -> None:
         """Call the SDK (on the worker thread)."""

@@ -239,3 +239,37 @@ def test_torch_model_is_logged_as_a_model_mlflow_loads(hookforge_tmp):
     expected = hookforge.Run.open(result.run_dir).predict_frame(rows)
     assert list(served["prediction"]) == list(expected["prediction"])
     assert np.allclose(served.filter(like="prob_").to_numpy(), expected.filter(like="prob_").to_numpy())
+
+
+def test_bulk_metric_writes_leave_the_store_as_log_batch_does(hookforge_tmp):
+    """The SQLite fast path (bulk_metrics.py) against MLflow's own log_batch: same histories,
+    same latest values, NaN and infinities stored alike, a point sent twice stored once."""
+    from hookforge_mlflow.bulk_metrics import bulk_writer
+    from mlflow.entities import Metric
+
+    c = client(f"sqlite:///{hookforge_tmp / 'bulk.db'}")
+    experiment = c.create_experiment("bulk")
+    by_mlflow, by_bulk = (c.create_run(experiment).info.run_id for _ in range(2))
+    rows = [("loss", 0.5, 1000, 0), ("loss", 0.25, 1001, 1), ("loss", 0.75, 999, 1),
+            ("acc", float("nan"), 1000, 0), ("acc", float("inf"), 1002, 2), ("acc", 0.5, 1001, 1),
+            ("lr", 1e-3, 1000, 5), ("lr", 2e-3, 1000, 5)]
+    write = bulk_writer(c)
+    assert write is not None
+    write(by_bulk, rows[:5])
+    write(by_bulk, rows[3:])  # overlapping: the repeated points are skipped
+    c.log_batch(by_mlflow, metrics=[Metric(*row) for row in rows])
+
+    def state(run_id):
+        histories = {key: sorted((m.step, m.timestamp, str(m.value))
+                                 for m in c.get_metric_history(run_id, key))
+                     for key in ("loss", "acc", "lr")}
+        return histories, {k: str(v) for k, v in c.get_run(run_id).data.metrics.items()}
+
+    assert state(by_bulk) == state(by_mlflow)
+    assert len(state(by_bulk)[0]["acc"]) == 3
+
+
+def test_bulk_metric_writes_are_only_for_sqlite_stores():
+    from hookforge_mlflow.bulk_metrics import bulk_writer
+
+    assert bulk_writer(client("http://127.0.0.1:9")) is None  # a REST store: log_batch

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 from hookforge.errors import UsageError
 from hookforge.fileio import atomic_write_json, read_json
 from hookforge.tracking import BackgroundTracker, BackgroundTrackerConfig, MetricPoint, RunContext, point_key
+from hookforge_mlflow.bulk_metrics import BulkWriter, bulk_writer
 
 log = logging.getLogger("hookforge")
 
@@ -76,8 +77,19 @@ def save_served_run(run_dir: Path, target: Path, staging: Path) -> None:
     versions = record.info().get("versions", {})
     requirements = [f"{name}=={version}" for name, version in sorted(versions.items())
                     if name.startswith("hookforge") and isinstance(version, str)]
-    mlflow.pyfunc.save_model(str(target), python_model=str(Path(__file__).with_name("served_model.py")),
-                             artifacts={"run": str(staging)}, pip_requirements=requirements)
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    pyfunc_log.addFilter(_no_signature_warning)
+    try:
+        mlflow.pyfunc.save_model(str(target), python_model=str(Path(__file__).with_name("served_model.py")),
+                                 artifacts={"run": str(staging)}, pip_requirements=requirements)
+    finally:
+        pyfunc_log.removeFilter(_no_signature_warning)
+
+
+def _no_signature_warning(record: logging.LogRecord) -> bool:
+    """The served model has no MLflow signature on purpose (the run's data source checks the
+    rows); MLflow would warn about it at every save."""
+    return not record.getMessage().startswith("Failed to infer model signature")
 
 
 def mlflow_key(key: str) -> str:
@@ -95,6 +107,9 @@ class MlflowTracker(BackgroundTracker):
         self.client: Any = None
         self.run_id: str | None = None
         self._run: Any = None
+        self._keys: dict[str, str] = {}  # hookforge metric name -> MLflow's
+        self._bulk: BulkWriter | None = None  # see bulk_metrics.py
+        self._bulk_decided = False  # on the first batch, when the client exists
 
     def start(self, run: Any) -> None:
         self._run = run  # for the trained model at the end (see log_artifact)
@@ -106,7 +121,7 @@ class MlflowTracker(BackgroundTracker):
         if kind == "checkpoint" and self.config.log_model and model is not None:
             # object references only: the worker does the saving
             export = model.mlflow_model() or (SERVED_FLAVOR, self._run.dir, {})
-            self._queue.put(("artifact", (export, "mlflow_model")))
+            self._put("artifact", (export, "mlflow_model"))
 
     # -- helpers ----------------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -114,6 +129,8 @@ class MlflowTracker(BackgroundTracker):
             # MLflow reads these per request; the user's own settings win.
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(self.config.http_retries))
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.config.http_timeout_s)))
+            # a progress bar per model copy would land in the middle of training's output
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             from mlflow import MlflowClient
 
             self.client = MlflowClient(tracking_uri=self.config.tracking_uri)
@@ -204,9 +221,22 @@ class MlflowTracker(BackgroundTracker):
             self._client().log_batch(self.run_id, params=items[i:i + MAX_PARAMS_OR_TAGS])
 
     def send_metrics(self, points: list[MetricPoint]) -> None:
+        keys = self._keys
+        for point in points:
+            if point.key not in keys:
+                keys[point.key] = mlflow_key(point.key)
+        if not self._bulk_decided:
+            self._bulk, self._bulk_decided = bulk_writer(self._client()), True
+        if self._bulk is not None:
+            try:
+                self._bulk(self.run_id, [(keys[p.key], p.value, p.timestamp_ms, p.step) for p in points])
+                return
+            except Exception as exc:  # rolled back; MLflow's own path from now on
+                log.debug("mlflow: bulk metric write failed (%s), using log_batch", exc)
+                self._bulk = None
         from mlflow.entities import Metric
 
-        metrics = [Metric(mlflow_key(p.key), p.value, p.timestamp_ms, p.step) for p in points]
+        metrics = [Metric(keys[p.key], p.value, p.timestamp_ms, p.step) for p in points]
         for i in range(0, len(metrics), MAX_METRICS):
             self._client().log_batch(self.run_id, metrics=metrics[i:i + MAX_METRICS])
 

@@ -181,15 +181,7 @@ def _log_loss(true_index: Any, scores: Any) -> float:
 
 
 def _draw_confusion(run: Run, split: str, matrix: Any, classes: list[Any]) -> None:
-    from sklearn.metrics import ConfusionMatrixDisplay
+    from hookforge.figures import plot_confusion_matrix
 
-    from hookforge.figures import new_figure, save_figure
-
-    size = min(4 + 0.45 * len(classes), 14)
-    fig = new_figure(size, size)
-    ax = fig.add_subplot()
-    ConfusionMatrixDisplay(matrix, display_labels=[str(c) for c in classes]).plot(
-        ax=ax, colorbar=False, values_format="d")
-    ax.set_title(f"{run.name}: confusion matrix ({split})")
-    fig.tight_layout()
-    save_figure(fig, run.figures_dir / f"confusion_matrix_{split}.png")
+    plot_confusion_matrix(matrix, [str(c) for c in classes], f"{run.name}: confusion matrix ({split})",
+                          run.figures_dir / f"confusion_matrix_{split}.png")

@@ -61,6 +61,8 @@ class CometTracker(BackgroundTracker):
 
     def open(self, context: RunContext) -> None:
         os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
+        if not self._online():  # its INFO lines repeat the upload hint hookforge prints itself
+            os.environ.setdefault("COMET_LOGGING_CONSOLE", "WARNING")
         import comet_ml
 
         state_file = self._state_file(context.dir)

@@ -213,15 +213,26 @@ def _print_evaluation(evaluation: dict[str, dict[str, Any]]) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes on this machine.")
 @click.option("--searcher", "searcher_name", help="Select the searcher by name.")
+@click.option("--data", help="Select the data source by name.")
+@click.option("--model", help="Select the model by name.")
+@click.option("--tracker", "trackers", multiple=True,
+              help="Add a tracker (repeatable): each trial is a run in it, nested under the study.")
 @_overrides_argument()
 def search(config_file: str, stage: str | None, storage: str | None, study: str | None,
-           workers: int, searcher_name: str | None, overrides: tuple[str, ...]) -> None:
+           workers: int, searcher_name: str | None, data: str | None, model: str | None,
+           trackers: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     """Search hyper-parameters with the configured searcher.
 
     KEY=a,b,c sweeps those values (grid searcher, one run each).
+
+    \b
+    Examples:
+      hookforge search -c configs/hpo/mlp_digits.yaml --tracker mlflow
+      hookforge search -c configs/hpo/mlp_digits.yaml --stage fine --workers 2
+      hookforge search -c configs/quickstart.yaml model.metric=euclidean,manhattan
     """
     from hookforge.config import apply_overrides, read_yaml, resolve
-    from hookforge.config.loader import parse_scalar
+    from hookforge.config.loader import apply_shortcuts, parse_scalar
     from hookforge.search import SearchSession
 
     plain, sweep = [], {}
@@ -233,7 +244,8 @@ def search(config_file: str, stage: str | None, storage: str | None, study: str 
             plain.append(item)
     if searcher_name:
         plain.insert(0, f"searcher={searcher_name}")
-    raw = apply_overrides(read_yaml(config_file), plain)
+    raw = apply_shortcuts(read_yaml(config_file), data=data, model=model, trackers=trackers)
+    raw = apply_overrides(raw, plain)
     if sweep and not (raw.get("searcher") or {}).get("name"):
         raw.setdefault("searcher", {})["name"] = "grid"  # a command-line sweep needs no section
     config = resolve(raw, source=config_file)

@@ -172,6 +172,19 @@ def test_grid_trials_are_nested_under_a_study_run(tiny_config):
     assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parents[0].info.run_id}
 
 
+def test_search_tracker_option_nests_each_trial(hookforge_cli, hookforge_tmp):
+    result = hookforge_cli("search", "-c", ROOT / "configs" / "quickstart.yaml", "--tracker", "mlflow",
+                           "model.metric=euclidean,manhattan", "run.name=cli-sweep",
+                           f"data.path={ROOT / 'examples' / 'data' / 'iris.csv'}",
+                           f"run.output_dir={hookforge_tmp / 'outputs'}")
+    assert result.returncode == 0, result.stderr
+    c = client(f"sqlite:///{hookforge_tmp / 'mlruns.db'}")  # the default URI, in the working dir
+    runs = c.search_runs([c.get_experiment_by_name("cli-sweep").experiment_id])
+    trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) == 3 and len(trials) == 2
+    assert {t.data.params["model.metric"] for t in trials} == {"euclidean", "manhattan"}
+
+
 def test_champion_is_registered_only_above_the_threshold(tiny_config, hookforge_cli):
     uri = "sqlite:///champ.db"
     for temperature in (0.5, 2.0):

@@ -133,8 +133,12 @@ class RunRecord:
         return self.read_json("evaluation.json", {}) or {}
 
     def merge_evaluation(self, split: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        return self.merge_evaluations({split: metrics})
+
+    def merge_evaluations(self, by_split: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Replace the metrics of the splits in ``by_split`` in evaluation.json, keep the others."""
         data = self.evaluation()
-        data[split] = metrics
+        data.update(by_split)
         atomic_write_json(self.evaluation_file, data)
         return data
 

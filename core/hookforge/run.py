@@ -340,13 +340,16 @@ class Run:
             model = self.load_model()
         self._add_default_evaluators(dataset.info.task)
         results: dict[str, dict[str, Any]] = {}
-        for split in splits:
-            metrics = self._score(model, dataset, split, final=True)
-            self.record.merge_evaluation(split, metrics)
+        try:
+            for split in splits:
+                results[split] = self._score(model, dataset, split, final=True)
+        finally:  # one write for every split (a file per trial counts in a search); kept on errors
+            if results:
+                self.record.merge_evaluations(results)
+        for split, metrics in results.items():
             scalars = _scalars(metrics)
             self.log_metrics(scalars, step=step, epoch=None, split=split)
             self.emit("evaluation", split=split, metrics=scalars)
-            results[split] = metrics
         return results
 
     def score(self, model: Model, dataset: Dataset, split: str = "val",

@@ -94,7 +94,7 @@ def plain_run(data: Path, epochs: int, client, run_id) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args()
     os.environ["HOOKFORGE_PROGRESS"] = "0"

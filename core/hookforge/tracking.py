@@ -175,7 +175,7 @@ class BackgroundTracker(Tracker):
         queued and send it in order: metric points in calls of ``batch_size``, so SDKs run a few
         large batches instead of waking for every step; other items after the points queued
         before them."""
-        items, size = self._items, self.config.batch_size
+        items = self._items
         while True:
             self._wake.wait(self.config.flush_interval_s)
             self._wake.clear()
@@ -185,14 +185,17 @@ class BackgroundTracker(Tracker):
                 if kind == "metrics":
                     pending.extend(payload)
                     continue
-                for i in range(0, len(pending), size):
-                    self._send("metrics", pending[i:i + size])
+                self._send_points(pending)
                 pending = []
                 self._send(kind, payload)
                 if kind == "close":
                     return
-            for i in range(0, len(pending), size):
-                self._send("metrics", pending[i:i + size])
+            self._send_points(pending)
+
+    def _send_points(self, points: list[MetricPoint]) -> None:
+        size = self.config.batch_size
+        for i in range(0, len(points), size):
+            self._send("metrics", points[i:i + size])
 
     def _send(self, kind: str, payload: Any) -> None:
         """Call the SDK (on the worker thread)."""

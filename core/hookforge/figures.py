@@ -104,4 +104,3 @@ def plot_confusion_matrix(matrix: Any, classes: list[str], title: str, path: Pat
             label.set_horizontalalignment("right")
     fig.tight_layout()
     return save_figure(fig, path)
-

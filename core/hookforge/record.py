@@ -189,6 +189,11 @@ class RunRecord:
         """The directory of checkpoint ``tag`` (best, last, step-N) if one was completely written."""
         return existing_dir(self.checkpoints_dir / tag)
 
+    def final_checkpoint_dir(self) -> Path | None:
+        """The checkpoint a trained model is used from: ``best``, else ``last`` (a run that
+        monitored no metric), else None."""
+        return self.checkpoint_dir("best") or self.checkpoint_dir("last")
+
     def save_checkpoint(self, tag: str, fill: Any, *, epoch: int, step: int,
                         metric: float | None = None, extra: dict[str, Any] | None = None,
                         source: Path | None = None) -> CheckpointInfo:
@@ -245,9 +250,11 @@ class RunRecord:
                 shutil.copytree(item, target / item.name)
             else:
                 shutil.copy2(item, target / item.name)
-        best = self.checkpoint_dir("best") or self.checkpoint_dir("last")
-        if best is not None:
-            shutil.copytree(best, target / "checkpoints" / best.name)
+        for tag in ("best", "last"):
+            final = self.checkpoint_dir(tag)
+            if final is not None:  # under its tag: the directory may be a crash's .old- copy
+                shutil.copytree(final, target / "checkpoints" / tag)
+                break
 
     def prune_checkpoints(self, prefix: str, keep: int) -> None:
         """Keep only the ``keep`` newest checkpoints named ``<prefix><step>``."""

@@ -275,6 +275,6 @@ def record_artifacts(record: Any) -> Iterator[tuple[str, Path]]:
     if record.figures_dir.is_dir():
         for figure in sorted(record.figures_dir.glob("*.png")):
             yield "figure", figure
-    best = record.checkpoint_dir("best") or record.checkpoint_dir("last")
+    best = record.final_checkpoint_dir()
     if best is not None:
         yield "checkpoint", best

@@ -66,7 +66,7 @@ def save_served_run(run_dir: Path, target: Path, staging: Path) -> None:
     from hookforge.record import RunRecord
 
     record = RunRecord.open(run_dir)
-    if record.checkpoint_dir("best") is None and record.checkpoint_dir("last") is None:
+    if record.final_checkpoint_dir() is None:
         raise UsageError(f"{run_dir} has no checkpoint to serve")
     # the small JSON files; not splits.json (row indices of the training data)
     record.copy_to(staging, keep=lambda item: item.suffix == ".json" and item.name != "splits.json")
@@ -108,8 +108,7 @@ class MlflowTracker(BackgroundTracker):
         self.run_id: str | None = None
         self._run: Any = None
         self._keys: dict[str, str] = {}  # hookforge metric name -> MLflow's
-        self._bulk: BulkWriter | None = None  # see bulk_metrics.py
-        self._bulk_decided = False  # on the first batch, when the client exists
+        self._bulk: BulkWriter | None = None  # see bulk_metrics.py; set by open()
 
     def start(self, run: Any) -> None:
         self._run = run  # for the trained model at the end (see log_artifact)
@@ -186,6 +185,7 @@ class MlflowTracker(BackgroundTracker):
     # -- the BackgroundTracker interface ------------------------------------------------------------
     def open(self, context: RunContext) -> None:
         client = self._client()
+        self._bulk = bulk_writer(client)
         state_file = self._state_file(context.dir)
         if state_file.exists():
             state = read_json(state_file)
@@ -225,8 +225,6 @@ class MlflowTracker(BackgroundTracker):
         for point in points:
             if point.key not in keys:
                 keys[point.key] = mlflow_key(point.key)
-        if not self._bulk_decided:
-            self._bulk, self._bulk_decided = bulk_writer(self._client()), True
         if self._bulk is not None:
             try:
                 self._bulk(self.run_id, [(keys[p.key], p.value, p.timestamp_ms, p.step) for p in points])
@@ -276,8 +274,7 @@ class MlflowTracker(BackgroundTracker):
         message = super().sync(record)
         # the model, when the outage also lost it (any model can be served from its record)
         has_model = self._client().get_run(self.run_id).data.tags.get("hookforge.model_flavor")
-        if self.config.log_model and not has_model and (
-                record.checkpoint_dir("best") or record.checkpoint_dir("last")):
+        if self.config.log_model and not has_model and record.final_checkpoint_dir():
             self._send_model(SERVED_FLAVOR, record.path, {})
         return message
 
@@ -331,7 +328,7 @@ class MlflowTracker(BackgroundTracker):
         if run_dir and Path(run_dir).is_dir():  # make sure the weights are in the artifact store
             from hookforge.record import RunRecord
 
-            best = RunRecord(run_dir).checkpoint_dir("best") or RunRecord(run_dir).checkpoint_dir("last")
+            best = RunRecord(run_dir).final_checkpoint_dir()
             if best is not None:
                 client.log_artifacts(run_id, str(best), "checkpoint")
         version = client.create_model_version(model_name, source, run_id=run_id)

@@ -224,6 +224,29 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(plan, hookforg
         assert info["status"] == "finished" and "resumes" not in info
 
 
+def test_search_stopped_while_writing_outputs_is_not_complete(plan, hookforge_tmp, monkeypatch):
+    import hookforge_optuna.study
+
+    import hookforge
+
+    config = plan({"n_trials": 3, "space": SPACE})
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(hookforge_optuna.study, "draw_plots", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            hookforge.tune(config)
+    stage = hookforge_tmp / STUDY / "search"
+    assert len(trials(stage)) == 3 and not (stage / "summary.json").exists()
+
+    result = hookforge.tune(config)  # redoes the outputs; the 3 trials are in the storage
+    assert [t.number for t in result.trials] == [0, 1, 2]
+    assert json.loads((stage / "summary.json").read_text())["status"] == "complete"
+    assert (stage / "optimization_history.png").exists()
+
+
 def _status(run_dir: Path) -> str | None:
     try:
         return json.loads((run_dir / "run.json").read_text()).get("status")

@@ -363,6 +363,9 @@ def _write_outputs(study: optuna.Study, cfg: OptunaConfig, session: SearchSessio
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
+    draw_plots(study, cfg.metrics(), stage_dir)
+    # summary.json marks the stage complete: written last, so a search stopped while writing
+    # the outputs redoes them (its trials are in the storage) instead of skipping the stage
     atomic_write_json(stage_dir / "summary.json", {
         "status": "complete", "study": session.study, "stage": name,
         "optuna_study": study.study_name, "storage": redact_text(url),
@@ -370,7 +373,6 @@ def _write_outputs(study: optuna.Study, cfg: OptunaConfig, session: SearchSessio
         "best": [{"number": t.number, "value": t.value, "params": t.params,
                   "run_dir": str(t.run_dir) if t.run_dir else None} for t in best],
     })
-    draw_plots(study, cfg.metrics(), stage_dir)
     return SearchResult(study=session.study, trials=trials, best=best, output_dir=stage_dir,
                         extra={"metric": cfg.metrics()[0], "stage": name})
 

@@ -43,6 +43,29 @@ def test_python_api_train_writes_the_whole_record(quickstart, hookforge_tmp):
     assert not list(run_dir.rglob("*.tmp")) and not list(run_dir.rglob(".tmp-*"))
 
 
+def test_trackers_get_the_checkpoint_before_the_metric_figures_are_drawn(quickstart):
+    """So that a tracker's worker uploads the model while the training thread draws."""
+    seen: list[tuple[str, str, set[str]]] = []
+
+    class Artifacts:
+        @hookforge.hookimpl
+        def hookforge_before_fit(self, run, model, dataset):
+            for step in (1, 2, 3):  # a curve: drawn as figures/metric_loss.png at the end
+                run.log_metrics({"loss": 1.0 / step}, step=step, split="train")
+
+        @hookforge.hookimpl
+        def hookforge_log_artifact(self, run, path, kind):
+            seen.append((kind, path.name, {p.name for p in run.figures_dir.glob("metric_*.png")}))
+
+    result = hookforge.train(quickstart, plugins=[Artifacts()])
+    kinds = [kind for kind, _, _ in seen]
+    assert kinds[:3] == ["config", "evaluation", "checkpoint"] and set(kinds[3:]) == {"figure"}
+    assert all(not drawn for kind, _, drawn in seen if kind != "figure")
+    figures = {path.name for path in (result.run_dir / "figures").glob("*.png")}
+    assert any(name.startswith("metric_") for name in figures)
+    assert {name for kind, name, _ in seen if kind == "figure"} == figures
+
+
 def test_same_seed_same_split_and_metrics(quickstart):
     a = hookforge.train(quickstart)
     b = hookforge.train(quickstart)

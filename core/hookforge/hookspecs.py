@@ -192,7 +192,8 @@ def hookforge_log_metrics(
 @hookspec
 def hookforge_log_artifact(run: Run, path: Path, kind: str) -> None:
     """Called when a file of the run record is ready to mirror: ``kind`` is ``config``,
-    ``evaluation``, ``figure``, ``checkpoint`` or ``model``. Broadcast."""
+    ``evaluation``, ``figure``, ``checkpoint`` or ``model``. At the end of a run the config,
+    evaluation and checkpoint come first, then the figures once they are drawn. Broadcast."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -504,16 +504,15 @@ class Run:
             self.hook.hookforge_run_end(run=self, status=status)
             return
         exc = sys.exc_info()[1]
+        # The checkpoint first: a tracker's worker saves and uploads the model (file copies and
+        # database commits that release the GIL) while the figures are drawn here.
+        self._log_artifacts(figures=False)
         if self.local is not None:
             try:
                 self.local.draw_figures(self)
             except Exception as draw_error:
                 log.warning("could not draw the metric figures: %s", draw_error)
-        for kind, path in self._artifacts():
-            try:
-                self.hook.hookforge_log_artifact(run=self, path=path, kind=kind)
-            except Exception as artifact_error:
-                log.warning("could not log artifact %s: %s", path, artifact_error)
+        self._log_artifacts(figures=True)
         assert self.record is not None
         info = self.record.info()
         end = datetime.now().astimezone()
@@ -531,11 +530,18 @@ class Run:
         self.record.update_info(**fields)
         self.hook.hookforge_run_end(run=self, status=status)
 
-    def _artifacts(self) -> Iterator[tuple[str, Path]]:
+    def _log_artifacts(self, *, figures: bool) -> None:
+        """Report the record's figures, or everything else (config, evaluation, checkpoint)."""
         from hookforge.tracking import record_artifacts
 
         assert self.record is not None
-        return record_artifacts(self.record)
+        for kind, path in record_artifacts(self.record):
+            if (kind == "figure") != figures:
+                continue
+            try:
+                self.hook.hookforge_log_artifact(run=self, path=path, kind=kind)
+            except Exception as artifact_error:
+                log.warning("could not log artifact %s: %s", path, artifact_error)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

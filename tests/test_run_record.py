@@ -87,6 +87,34 @@ def test_stratified_split_sizes(tiny_config):
     assert sorted(indices["train"] + indices["val"] + indices["test"]) == list(range(150))
 
 
+def test_search_trials_prepare_the_data_once_each_trial_splits_its_own(tiny_config, hookforge_tmp,
+                                                                       monkeypatch):
+    from hookforge.builtins.data import tabular
+
+    prepared = []
+    prepare = tabular.TabularSource._prepare
+    monkeypatch.setattr(tabular.TabularSource, "_prepare",
+                        lambda self, run: prepared.append(run.name) or prepare(self, run))
+    data = hookforge_tmp / "iris.csv"
+    data.write_text(IRIS_CSV.read_text())
+    config = tiny_config(model={"name": "centroid"},
+                         data={"name": "csv", "path": str(data), "target": "species"})
+
+    def trial(number: int, val: float) -> dict:
+        result = hookforge.train(config, [f"data.split.val={val}", f"run.name=t{number}"],
+                                 parent={"study": "s", "trial": number})
+        assert result.status == "finished"
+        return json.loads((result.run_dir / "splits.json").read_text())["sizes"]
+
+    assert trial(0, 0.2)["val"] == 30 and trial(1, 0.4)["val"] == 60  # the split is per trial
+    assert prepared == ["t0"]
+    with data.open("a") as handle:  # the file changed: read and checked again
+        handle.write(IRIS_CSV.read_text().splitlines()[1] + "\n")
+    assert sum(trial(2, 0.2).values()) == 151 and prepared == ["t0", "t2"]
+    hookforge.train(config)  # a run outside a search keeps nothing
+    assert prepared == ["t0", "t2", "test"]
+
+
 @pytest.mark.parametrize("dataset, task", [("breast_cancer", "classification"),
                                            ("wine", "classification"), ("digits", "classification"),
                                            ("iris", "classification"), ("diabetes", "regression")])

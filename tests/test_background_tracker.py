@@ -15,12 +15,15 @@ from hookforge.tracking import BackgroundTracker
 class Recording(BackgroundTracker):
     plugin_name = "recording"
 
-    def __init__(self, block: threading.Event | None = None, fail: bool = False, **options):
+    def __init__(self, block: threading.Event | None = None, fail: bool = False,
+                 hold_open: threading.Event | None = None, **options):
         super().__init__(**options)
         self.calls: list[tuple] = []
-        self.block, self.fail = block, fail
+        self.block, self.fail, self.hold_open = block, fail, hold_open
 
     def open(self, context):
+        if self.hold_open is not None:  # so that the test queues everything before the worker drains
+            self.hold_open.wait()
         self.calls.append(("open", context.name))
 
     def send_params(self, params):
@@ -51,20 +54,22 @@ def started(tracker: Recording, tmp_path: Path) -> Recording:
 
 
 def test_items_go_out_in_order_with_points_in_batches(tmp_path):
-    tracker = started(Recording(batch_size=4), tmp_path)
+    opened = threading.Event()
+    tracker = started(Recording(batch_size=4, hold_open=opened), tmp_path)
     tracker.log_params({"lr": 0.1})
     for step in range(5):
         tracker.log_metrics({"loss": 1.0 / (step + 1), "acc": 0.5}, step=step, epoch=0, split="train")
     tracker.log_event("epoch_end", {})
     tracker.log_metrics({"loss": 0.1}, step=5, epoch=0, split="val")
     tracker.log_artifact(tmp_path, "figure")
+    opened.set()
     tracker.finalize("finished")
-    # metric points in calls of at most 4, in the order logged, before the items queued after them
-    kinds = [kind for i, (kind, _) in enumerate(tracker.calls)
-             if kind != "metrics" or tracker.calls[i - 1][0] != "metrics"]
-    assert kinds == ["open", "params", "metrics", "event", "metrics", "artifact", "close"]
+    # metric points in calls of at most 4, in the order logged, before the artifact queued after
+    # them; the event goes out as it comes, without cutting the points around it into two batches
+    kinds = [kind for kind, _ in tracker.calls]
+    assert kinds == ["open", "params", "event", "metrics", "metrics", "metrics", "artifact", "close"]
     batches = [payload for kind, payload in tracker.calls if kind == "metrics"]
-    assert all(0 < len(batch) <= 4 for batch in batches)
+    assert [len(batch) for batch in batches] == [4, 4, 3]
     points = [point for batch in batches for point in batch]
     assert points == [point for step in range(5)
                       for point in (("train/loss", step, 1.0 / (step + 1)), ("train/acc", step, 0.5))

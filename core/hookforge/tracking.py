@@ -173,8 +173,10 @@ class BackgroundTracker(Tracker):
     def _work(self) -> None:
         """Every ``flush_interval_s`` (or when woken by :meth:`_put`) take what the training thread
         queued and send it in order: metric points in calls of ``batch_size``, so SDKs run a few
-        large batches instead of waking for every step; other items after the points queued
-        before them."""
+        large batches instead of waking for every step; params, artifacts and the end after the
+        points queued before them. Lifecycle events go out as they come and do not cut a batch
+        of points in two (epoch ends would otherwise make a store transaction per epoch; no
+        tracker orders its events against metric points)."""
         items = self._items
         while True:
             self._wake.wait(self.config.flush_interval_s)
@@ -184,6 +186,9 @@ class BackgroundTracker(Tracker):
                 kind, payload = items.popleft()
                 if kind == "metrics":
                     pending.extend(payload)
+                    continue
+                if kind == "event":
+                    self._send(kind, payload)
                     continue
                 self._send_points(pending)
                 pending = []

@@ -257,7 +257,7 @@ def test_torch_model_is_logged_as_a_model_mlflow_loads(hookforge_tmp):
 def test_bulk_metric_writes_leave_the_store_as_log_batch_does(hookforge_tmp):
     """The SQLite fast path (bulk_metrics.py) against MLflow's own log_batch: same histories,
     same latest values, NaN and infinities stored alike, a point sent twice stored once."""
-    from hookforge_mlflow.bulk_metrics import bulk_writer
+    from hookforge_mlflow.bulk_metrics import ROWS_PER_STATEMENT, bulk_writer
     from mlflow.entities import Metric
 
     c = client(f"sqlite:///{hookforge_tmp / 'bulk.db'}")
@@ -266,6 +266,7 @@ def test_bulk_metric_writes_leave_the_store_as_log_batch_does(hookforge_tmp):
     rows = [("loss", 0.5, 1000, 0), ("loss", 0.25, 1001, 1), ("loss", 0.75, 999, 1),
             ("acc", float("nan"), 1000, 0), ("acc", float("inf"), 1002, 2), ("acc", 0.5, 1001, 1),
             ("lr", 1e-3, 1000, 5), ("lr", 2e-3, 1000, 5)]
+    rows += [("many", i / 7, 2000 + i, i) for i in range(2 * ROWS_PER_STATEMENT + 7)]  # 3 statements
     write = bulk_writer(c)
     assert write is not None
     write(by_bulk, rows[:5])
@@ -275,11 +276,12 @@ def test_bulk_metric_writes_leave_the_store_as_log_batch_does(hookforge_tmp):
     def state(run_id):
         histories = {key: sorted((m.step, m.timestamp, str(m.value))
                                  for m in c.get_metric_history(run_id, key))
-                     for key in ("loss", "acc", "lr")}
+                     for key in ("loss", "acc", "lr", "many")}
         return histories, {k: str(v) for k, v in c.get_run(run_id).data.metrics.items()}
 
     assert state(by_bulk) == state(by_mlflow)
     assert len(state(by_bulk)[0]["acc"]) == 3
+    assert len(state(by_bulk)[0]["many"]) == 2 * ROWS_PER_STATEMENT + 7
 
 
 def test_bulk_metric_writes_are_only_for_sqlite_stores():

@@ -3,8 +3,12 @@
 Why by hand: MLflow's ``SqlAlchemyStore.log_batch`` turns every metric point into an ORM object
 and flushes them through SQLAlchemy's unit of work, about 75 us of CPU per point. At 5 metrics
 per 1 ms training step that is a third of a core, and the GIL, taken from training
-(benchmarks/tracker_overhead.py). The same rows written with one ``executemany`` INSERT cost
-about 6 us a point.
+(benchmarks/tracker_overhead.py). Here the rows go to the driver as multi-row ``INSERT ...
+VALUES (...), (...)`` statements of ``ROWS_PER_STATEMENT`` rows, about 5 us a point, most of it
+SQLite's own. Not ``executemany``: the sqlite3 driver releases and takes back the GIL around every
+row it steps, and each hand-over with the training thread cost it ~20 us (5000 points per second
+of training made every step ~10 % slower). Not SQLAlchemy's multi-row ``values()`` either: it
+compiles every bind parameter in Python, ~50 us a point.
 
 What stays MLflow's: the tables (``SqlMetric.__table__`` and ``SqlLatestMetric.__table__``, so
 the columns are those of the installed MLflow), the store's sessions, its value sanitising
@@ -24,6 +28,8 @@ from typing import Any
 log = logging.getLogger("hookforge")
 
 Row = tuple[str, float, int, int]  # key, value, timestamp in ms, step
+COLUMNS = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")  # of MLflow's metrics table
+ROWS_PER_STATEMENT = 150  # 900 bound values: below SQLite's smallest limit (999, before 3.32)
 
 BulkWriter = Callable[[str, Sequence[Row]], None]
 
@@ -40,7 +46,15 @@ def bulk_writer(client: Any) -> BulkWriter | None:
         if not isinstance(store, SqlAlchemyStore) or store.db_type != "sqlite":
             return None
         metrics, latest = SqlMetric.__table__, SqlLatestMetric.__table__
-        insert_points = insert(metrics).on_conflict_do_nothing()
+        if not set(COLUMNS) <= set(metrics.c.keys()):
+            return None
+        quote = store.engine.dialect.identifier_preparer.quote
+        into = f"INSERT INTO {quote(metrics.name)} ({', '.join(map(quote, COLUMNS))}) VALUES "
+        one_row = f"({', '.join('?' * len(COLUMNS))})"
+
+        def insert_points(n_rows: int) -> str:
+            return into + ", ".join([one_row] * n_rows) + " ON CONFLICT DO NOTHING"
+
         new = insert(latest).excluded
         newer = (new.step > latest.c.step) | ((new.step == latest.c.step) & (
             (new.timestamp > latest.c.timestamp)
@@ -59,15 +73,19 @@ def bulk_writer(client: Any) -> BulkWriter | None:
         points, last = [], {}
         for key, value, timestamp, step in rows:
             is_nan, value = sanitize(value)
-            point = {"key": key, "value": value, "timestamp": timestamp, "step": step,
-                     "is_nan": is_nan, "run_uuid": run_id}
+            point = (key, value, timestamp, step, is_nan, run_id)  # in the order of COLUMNS
             points.append(point)
             seen = last.get(key)
-            if seen is None or (step, timestamp, value) > (seen["step"], seen["timestamp"], seen["value"]):
+            if seen is None or (step, timestamp, value) > (seen[3], seen[2], seen[1]):
                 last[key] = point
         if points:
             with sessions() as session:  # one transaction: commits on exit, rolls back on error
-                session.execute(insert_points, points)
-                session.execute(upsert_latest, list(last.values()))
+                connection = session.connection()
+                for i in range(0, len(points), ROWS_PER_STATEMENT):
+                    chunk = points[i:i + ROWS_PER_STATEMENT]
+                    connection.exec_driver_sql(insert_points(len(chunk)),
+                                               tuple(v for point in chunk for v in point))
+                session.execute(upsert_latest, [dict(zip(COLUMNS, p, strict=True))
+                                                for p in last.values()])
 
     return write

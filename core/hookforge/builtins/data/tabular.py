@@ -60,9 +60,9 @@ class TabularSource(DataSource):
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self, run: Run) -> Dataset:
-        # The trials of a search load the same data: checking it and hashing it once per process
-        # rather than per trial (a third of a small trial's own cost). A plain `train` keeps
-        # nothing, so its memory is the data it trains on.
+        # The trials of a search load the same data: reading, checking and hashing it once per
+        # process rather than per trial (~3 ms a trial on breast_cancer, ~75 ms on 200k rows).
+        # A plain `train` keeps nothing, so its memory is the data it trains on.
         key = self.source_key() if run.parent is not None else None
         if key is not None:
             key = (type(self).__qualname__, key, self.config.model_dump_json(exclude={"split"}))

@@ -55,6 +55,8 @@ def bulk_writer(client: Any) -> BulkWriter | None:
         def insert_points(n_rows: int) -> str:
             return into + ", ".join([one_row] * n_rows) + " ON CONFLICT DO NOTHING"
 
+        insert_full_chunk = insert_points(ROWS_PER_STATEMENT)  # all but a batch's last statement
+
         new = insert(latest).excluded
         newer = (new.step > latest.c.step) | ((new.step == latest.c.step) & (
             (new.timestamp > latest.c.timestamp)
@@ -83,8 +85,9 @@ def bulk_writer(client: Any) -> BulkWriter | None:
                 connection = session.connection()
                 for i in range(0, len(points), ROWS_PER_STATEMENT):
                     chunk = points[i:i + ROWS_PER_STATEMENT]
-                    connection.exec_driver_sql(insert_points(len(chunk)),
-                                               tuple(v for point in chunk for v in point))
+                    sql = insert_full_chunk if len(chunk) == ROWS_PER_STATEMENT \
+                        else insert_points(len(chunk))
+                    connection.exec_driver_sql(sql, tuple(v for point in chunk for v in point))
                 session.execute(upsert_latest, [dict(zip(COLUMNS, p, strict=True))
                                                 for p in last.values()])
 

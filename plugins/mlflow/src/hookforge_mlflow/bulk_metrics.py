@@ -22,7 +22,10 @@ the tracker keeps using ``log_batch``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 log = logging.getLogger("hookforge")
@@ -72,23 +75,29 @@ def bulk_writer(client: Any) -> BulkWriter | None:
         return None
 
     def write(run_id: str, rows: Sequence[Row]) -> None:
-        points, last = [], {}
-        for key, value, timestamp, step in rows:
-            is_nan, value = sanitize(value)
-            point = (key, value, timestamp, step, is_nan, run_id)  # in the order of COLUMNS
-            points.append(point)
-            seen = last.get(key)
-            if seen is None or (step, timestamp, value) > (seen[3], seen[2], seen[1]):
-                last[key] = point
-        if points:
-            with sessions() as session:  # one transaction: commits on exit, rolls back on error
-                connection = session.connection()
-                for i in range(0, len(points), ROWS_PER_STATEMENT):
-                    chunk = points[i:i + ROWS_PER_STATEMENT]
-                    sql = insert_full_chunk if len(chunk) == ROWS_PER_STATEMENT \
-                        else insert_points(len(chunk))
-                    connection.exec_driver_sql(sql, tuple(v for point in chunk for v in point))
-                session.execute(upsert_latest, [dict(zip(COLUMNS, p, strict=True))
-                                                for p in last.values()])
+        if not rows:
+            return
+        # Per point only comprehensions and C-level helpers: this holds the GIL that the
+        # training thread needs (MLflow's sanitiser is called only for a batch that needs it).
+        if math.isfinite(sum(map(itemgetter(1), rows))):  # no NaN or infinity in the batch
+            points = [(key, value, timestamp, step, False, run_id)
+                      for key, value, timestamp, step in rows]  # in the order of COLUMNS
+        else:  # MLflow's own sanitising: NaN as is_nan, infinities as the largest floats
+            points = []
+            for key, value, timestamp, step in rows:
+                is_nan, value = sanitize(value)
+                points.append((key, value, timestamp, step, is_nan, run_id))
+        # the latest value of each key: its point with the greatest (step, timestamp, value)
+        ordered = sorted(points, key=itemgetter(3, 2, 1))
+        latest_points = dict(zip(map(itemgetter(0), ordered), ordered, strict=True)).values()
+        with sessions() as session:  # one transaction: commits on exit, rolls back on error
+            connection = session.connection()
+            for i in range(0, len(points), ROWS_PER_STATEMENT):
+                chunk = points[i:i + ROWS_PER_STATEMENT]
+                sql = insert_full_chunk if len(chunk) == ROWS_PER_STATEMENT \
+                    else insert_points(len(chunk))
+                connection.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
+            session.execute(upsert_latest, [dict(zip(COLUMNS, p, strict=True))
+                                            for p in latest_points])
 
     return write

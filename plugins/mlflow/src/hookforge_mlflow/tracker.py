@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,12 @@ class MlflowConfig(BackgroundTrackerConfig):
     http_retries: int = Field(2, ge=0, description="retries of an HTTP request (MLflow's default is 7 "
                               "with back-off, minutes against a dead server)")
     http_timeout_s: float = Field(10.0, gt=0, description="timeout of one HTTP request")
+    # Larger than the base class's default: on a SQLite store the points of one batch are one
+    # transaction, and each commit costs ~1 ms of CPU (journal file, fsync): 5120 points went
+    # from 4.8 to 3.5 us each. log_batch calls (other stores) keep MLflow's limit of 1000.
+    batch_size: int = Field(100_000, ge=1, description=(
+        "metric points per call: per transaction on a SQLite store, else cut into log_batch "
+        "calls of 1000"))
 
     @field_validator("experiment")
     @classmethod
@@ -109,6 +116,7 @@ class MlflowTracker(BackgroundTracker):
         self._run: Any = None
         self._keys: dict[str, str] = {}  # hookforge metric name -> MLflow's
         self._bulk: BulkWriter | None = None  # see bulk_metrics.py; set by open()
+        self._created = False  # open() created the MLflow run: it has no params yet
 
     def start(self, run: Any) -> None:
         self._run = run  # for the trained model at the end (see log_artifact)
@@ -208,6 +216,7 @@ class MlflowTracker(BackgroundTracker):
         run = client.create_run(experiment_id, run_name=context.name,
                                 tags={k: v[:5000] for k, v in tags.items()})
         self.run_id = run.info.run_id
+        self._created = True
         atomic_write_json(state_file, {"tracking_uri": self.config.tracking_uri,
                                        "experiment_id": experiment_id, "run_id": self.run_id})
 
@@ -215,19 +224,20 @@ class MlflowTracker(BackgroundTracker):
         from mlflow.entities import Param
 
         items = [Param(mlflow_key(k)[:250], str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
-        existing = self._client().get_run(self.run_id).data.params
-        items = [p for p in items if p.key not in existing]  # params are immutable in MLflow
+        if not self._created:  # resumed or synced: params are immutable in MLflow
+            existing = self._client().get_run(self.run_id).data.params
+            items = [p for p in items if p.key not in existing]
         for i in range(0, len(items), MAX_PARAMS_OR_TAGS):
             self._client().log_batch(self.run_id, params=items[i:i + MAX_PARAMS_OR_TAGS])
 
     def send_metrics(self, points: list[MetricPoint]) -> None:
         keys = self._keys
-        for point in points:
-            if point.key not in keys:
-                keys[point.key] = mlflow_key(point.key)
+        for key in set(map(itemgetter(0), points)).difference(keys):
+            keys[key] = mlflow_key(key)
         if self._bulk is not None:
             try:
-                self._bulk(self.run_id, [(keys[p.key], p.value, p.timestamp_ms, p.step) for p in points])
+                self._bulk(self.run_id, [(keys[key], value, timestamp, step)
+                                         for key, value, step, _, timestamp in points])
                 return
             except Exception as exc:  # rolled back; MLflow's own path from now on
                 log.debug("mlflow: bulk metric write failed (%s), using log_batch", exc)

@@ -8,7 +8,7 @@ metric of each step, against the same hand-written loop without logging; and bot
 at hookforge's default reporting rate (every 50 steps).
 
 The MLflow tracker writes points into a SQLite store with multi-row INSERTs, one transaction per
-batch (about 5 us of CPU a point, most of it SQLite updating the metrics table's three B-trees;
+worker wake-up (about 3.5 us of CPU a point, most of it SQLite updating the metrics table's B-trees;
 MLflow's own log_batch spends 60-90 us a point in its ORM), and its worker thread wakes once a
 second rather than per step. What is left is a fixed cost per run (creating the MLflow run,
 params, the model saved as an MLflow model, the final flush) and that per-point floor, printed

@@ -248,6 +248,12 @@ def test_torch_model_is_logged_as_a_model_mlflow_loads(hookforge_tmp):
     assert run.data.tags["hookforge.model_flavor"] == "hookforge"
     model_files = {a.path for a in client(uri).list_artifacts(run_id, "model")}
     assert {"model/MLmodel", "model/artifacts"} <= model_files
+    # the serving environment: hookforge and the run's own plugins, not every one installed
+    requirements = Path(mlflow.artifacts.download_artifacts(
+        f"{run.info.artifact_uri}/model/requirements.txt")).read_text().split()
+    versions = json.loads((result.run_dir / "run.json").read_text())["versions"]
+    assert [r for r in requirements if r.startswith("hookforge")] == [
+        f"hookforge=={versions['hookforge']}", f"hookforge-torch=={versions['hookforge-torch']}"]
     rows = load_digits(as_frame=True).frame.drop(columns="target").iloc[:20]
     rows.columns = [str(c) for c in rows.columns]
     served = mlflow.pyfunc.load_model(f"{run.info.artifact_uri}/model").predict(rows)

@@ -5,10 +5,10 @@ and flushes them through SQLAlchemy's unit of work, about 75 us of CPU per point
 per 1 ms training step that is a third of a core, and the GIL, taken from training
 (benchmarks/tracker_overhead.py). Here the rows go to the driver as multi-row ``INSERT ...
 VALUES (...), (...)`` statements of ``ROWS_PER_STATEMENT`` rows, about 3.5 us of CPU a point in a
-batch of thousands, most of it SQLite's own. Not ``executemany`` (7 us a point through SQLAlchemy): the sqlite3 driver
-releases and takes back the GIL around every row it steps, a hand-over with the training thread
-per point instead of one per 150. Not SQLAlchemy's multi-row ``values()`` either: it compiles
-every bind parameter in Python, ~50 us a point.
+batch of thousands, most of it SQLite's own. Not ``executemany`` (7 us a point through
+SQLAlchemy): the sqlite3 driver releases and takes back the GIL around every row it steps, a
+hand-over with the training thread per point instead of one per 150. Not SQLAlchemy's multi-row
+``values()`` either: it compiles every bind parameter in Python, ~50 us a point.
 
 What stays MLflow's: the tables (``SqlMetric.__table__`` and ``SqlLatestMetric.__table__``, so
 the columns are those of the installed MLflow), the store's sessions, its value sanitising

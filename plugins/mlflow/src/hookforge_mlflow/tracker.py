@@ -81,9 +81,7 @@ def save_served_run(run_dir: Path, target: Path, staging: Path) -> None:
     config.pop("trackers", None)
     config.pop("searcher", None)
     (staging / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
-    versions = record.info().get("versions", {})
-    requirements = [f"{name}=={version}" for name, version in sorted(versions.items())
-                    if name.startswith("hookforge") and isinstance(version, str)]
+    requirements = serving_requirements(record.info())
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     pyfunc_log.addFilter(_no_signature_warning)
     try:
@@ -91,6 +89,27 @@ def save_served_run(run_dir: Path, target: Path, staging: Path) -> None:
                                  artifacts={"run": str(staging)}, pip_requirements=requirements)
     finally:
         pyfunc_log.removeFilter(_no_signature_warning)
+
+
+def serving_requirements(info: dict[str, Any]) -> list[str]:
+    """The pip requirements of a served run: hookforge and the distributions of its data source,
+    model, loop and evaluators, at the versions the run recorded. Not every installed plugin: a
+    LightGBM run must not need torch to be served, and serving neither tracks nor searches."""
+    from hookforge import registry
+    from hookforge.errors import PluginError
+
+    components, versions = info.get("components") or {}, info.get("versions") or {}
+    distributions = {"hookforge"}
+    for kind, key in (("data", "data"), ("model", "model"), ("loop", "loop"),
+                      ("evaluator", "evaluators")):
+        names = components.get(key) or []
+        for name in [names] if isinstance(names, str) else names:
+            try:
+                distributions.add(registry.find(kind, name).distribution)
+            except PluginError:  # registered in-process (hookforge.testing): nothing to install
+                pass
+    return [f"{name}=={versions[name]}" if isinstance(versions.get(name), str) else name
+            for name in sorted(distributions)]
 
 
 def _no_signature_warning(record: logging.LogRecord) -> bool:

@@ -34,6 +34,8 @@ def test_voting_ensemble_of_the_top_runs(cancer, hookforge_tmp, hookforge_cli):
     info = json.loads((result.run_dir / "run.json").read_text())
     ranked = sorted(dirs, key=lambda d: json.loads((d / "evaluation.json").read_text())["val"]["log_loss"])
     assert [m["run_dir"] for m in info["ensemble"]["members"]] == [str(d) for d in ranked[:2]]
+    assert {m["model"] for m in info["ensemble"]["members"]} <= {"lightgbm", "logistic_regression",
+                                                                 "random_forest", "xgboost"}
     assert result.metric("test/accuracy") >= 0.9
     # the ensemble is self-contained: it predicts after the member runs are gone
     import shutil

@@ -262,6 +262,21 @@ def test_torch_model_is_logged_as_a_model_mlflow_loads(hookforge_tmp):
     assert np.allclose(served.filter(like="prob_").to_numpy(), expected.filter(like="prob_").to_numpy())
 
 
+def test_served_requirements_are_the_run_plugins_and_an_ensemble_members():
+    pytest.importorskip("hookforge_gbm")
+    pytest.importorskip("hookforge_torch")
+    from hookforge_mlflow.tracker import serving_requirements
+
+    info = {"components": {"data": "sklearn", "model": "voting", "loop": "tabular",
+                           "trackers": ["local", "mlflow", "comet"], "evaluators": ["classification"]},
+            "ensemble": {"members": [{"model": "lightgbm"}, {"model": "mlp"},
+                                     {"model": "made_up_in_a_notebook"}]},
+            "versions": {"hookforge": "1.0", "hookforge-gbm": "1.1", "hookforge-torch": "1.2",
+                         "hookforge-comet": "1.3", "hookforge-bert": "1.4"}}
+    assert serving_requirements(info) == ["hookforge==1.0", "hookforge-gbm==1.1",
+                                          "hookforge-torch==1.2"]
+
+
 def test_bulk_metric_writes_leave_the_store_as_log_batch_does(hookforge_tmp):
     """The SQLite fast path (bulk_metrics.py) against MLflow's own log_batch: same histories,
     same latest values, NaN and infinities stored alike, a point sent twice stored once."""

@@ -81,8 +81,11 @@ class VotingModel(Model):
             self.chosen.append({"run_dir": str(record.path), "name": record.info().get("name"),
                                 "model": spec, objective.key: value})
         if run.record is not None:
+            # each member's model name, not its whole config: enough to say which plugins
+            # the ensemble needs (e.g. the requirements of a served MLflow model)
             run.record.update_info(ensemble={"metric": objective.key, "members": [
-                {k: v for k, v in m.items() if k != "model"} for m in self.chosen]})
+                {**{k: v for k, v in m.items() if k != "model"}, "model": m["model"].get("name")}
+                for m in self.chosen]})
         run.emit("ensemble", metric=objective.key,
                  members=[m["run_dir"] for m in self.chosen])
 

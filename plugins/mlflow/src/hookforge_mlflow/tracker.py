@@ -93,17 +93,21 @@ def save_served_run(run_dir: Path, target: Path, staging: Path) -> None:
 
 def serving_requirements(info: dict[str, Any]) -> list[str]:
     """The pip requirements of a served run: hookforge and the distributions of its data source,
-    model, loop and evaluators, at the versions the run recorded. Not every installed plugin: a
-    LightGBM run must not need torch to be served, and serving neither tracks nor searches."""
+    model (and an ensemble's member models), loop and evaluators, at the versions the run
+    recorded. Not every installed plugin: a LightGBM run must not need torch to be served, and
+    serving neither tracks nor searches."""
     from hookforge import registry
     from hookforge.errors import PluginError
 
     components, versions = info.get("components") or {}, info.get("versions") or {}
+    members = [m.get("model") for m in (info.get("ensemble") or {}).get("members") or []]
+    wanted = [("data", components.get("data")), ("model", components.get("model")),
+              ("loop", components.get("loop")),
+              *(("evaluator", name) for name in components.get("evaluators") or []),
+              *(("model", name) for name in members)]
     distributions = {"hookforge"}
-    for kind, key in (("data", "data"), ("model", "model"), ("loop", "loop"),
-                      ("evaluator", "evaluators")):
-        names = components.get(key) or []
-        for name in [names] if isinstance(names, str) else names:
+    for kind, name in wanted:
+        if isinstance(name, str):
             try:
                 distributions.add(registry.find(kind, name).distribution)
             except PluginError:  # registered in-process (hookforge.testing): nothing to install

@@ -59,6 +59,10 @@ def test_predict_writes_labels_and_probabilities(hookforge_cli, two_runs, hookfo
 
     parquet = hookforge_cli("predict", str(run_a), str(inputs), "-o", "preds.parquet")
     assert parquet.returncode == 0, parquet.stderr
+    piped = hookforge_cli("predict", str(run_a), str(inputs), "-o", "-")  # CSV on stdout
+    assert piped.returncode == 0, piped.stderr
+    assert list(csv.DictReader(piped.stdout.splitlines())) == preds
+    assert not (hookforge_tmp / "-").exists()
 
     (hookforge_tmp / "short.csv").write_text("sepal_length,sepal_width\n1,2\n")
     short = hookforge_cli("predict", str(run_a), "short.csv", "-o", "x.csv")

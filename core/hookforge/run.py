@@ -379,10 +379,8 @@ class Run:
         write the predictions (CSV, or Parquet for a .parquet output) atomically."""
         from hookforge.fileio import atomic_write_bytes
 
-        input_path, output_path = Path(input_path), Path(output_path)
-        if not input_path.is_file():
-            raise UsageError(f"input file not found: {input_path}")
-        frame = self._predict_file(input_path, self.load_model())
+        output_path = Path(output_path)
+        frame = self.predictions(input_path)
         if output_path.suffix == ".parquet":
             import io
 
@@ -392,6 +390,14 @@ class Run:
         else:
             atomic_write_bytes(output_path, frame.to_csv(index=False).encode())
         return output_path
+
+    def predictions(self, input_path: str | Path) -> Any:
+        """Predictions (a DataFrame: ``prediction``, plus ``prob_<class>`` for classifiers) for
+        the rows of a file, read with the run's data source and its checks."""
+        input_path = Path(input_path)
+        if not input_path.is_file():
+            raise UsageError(f"input file not found: {input_path}")
+        return self._predict_file(input_path, self.load_model())
 
     def predict_frame(self, rows: Any, model: Model | None = None) -> Any:
         """Predictions (a DataFrame, as ``predict`` writes them) for rows given in memory as a

@@ -319,12 +319,15 @@ def evaluate(run_dir: str, splits: tuple[str, ...], overrides: tuple[str, ...]) 
 @click.argument("run_dir", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Where to write predictions (.csv or .parquet).")
+              help="Where to write predictions (.csv or .parquet; - for CSV on stdout).")
 def predict(run_dir: str, input_path: str, output: str) -> None:
     """Predict INPUT with a run's best checkpoint."""
     from hookforge.run import Run
 
     run = Run.open(run_dir, command=["hookforge", *sys.argv[1:]])
+    if output == "-":  # for pipes: only the CSV on stdout
+        sys.stdout.write(run.predictions(input_path).to_csv(index=False))
+        return
     path = run.predict(input_path, output)
     click.echo(f"predictions written to {path}")
 

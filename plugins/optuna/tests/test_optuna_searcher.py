@@ -98,6 +98,25 @@ def test_four_stage_plan_narrows_refits_and_skips_finished_stages(plan, hookforg
     assert len(trials(study / "coarse")) == 5
 
 
+def test_a_narrowing_stage_continues_the_earlier_stages_search(plan, hookforge_cli, hookforge_tmp):
+    """Spaces and overrides given per stage (one model family per stage): `fine` names only the
+    stage it narrows, and searches that stage's space with its overrides under its own."""
+    import yaml
+
+    config = plan({"n_trials": 3, "stages": {
+        "coarse": {"space": SPACE, "overrides": {"data.split.val": 0.3, "data.split.test": 0.2}},
+        "fine": {"n_trials": 2, "narrow_from": "coarse", "top_k": 2,
+                 "overrides": {"data.split.test": 0.1}}}})
+    result = hookforge_cli("search", "-c", config)
+    assert result.returncode == 0, result.stderr
+    study = hookforge_tmp / STUDY
+    assert set(json.loads((study / "fine" / "space.json").read_text())) == set(SPACE)
+    for row in trials(study / "fine"):
+        assert "model.temperature" in row["params"]
+        split = yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text())["data"]["split"]
+        assert (split["val"], split["test"]) == (0.3, 0.1)  # coarse's override, then fine's own
+
+
 def test_pruned_trials_are_recorded_as_pruned(plan, hookforge_cli, hookforge_tmp):
     config = plan({
         "n_trials": 6, "sampler": {"name": "random"},

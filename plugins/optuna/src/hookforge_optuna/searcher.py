@@ -53,7 +53,8 @@ class StageConfig(ComponentConfig):
     overrides: dict[str, Any] = Field(default_factory=dict, description="config changes for every "
                                                                         "trial of the stage")
     narrow_from: str | None = Field(None, description="shrink the space around the top trials of "
-                                                      "this earlier stage")
+                                                      "this earlier stage (whose space and overrides "
+                                                      "it inherits)")
     top_k: int = Field(5, ge=1, description="how many top trials narrow the space")
     margin: float = Field(0.1, ge=0, le=1, description="fraction of the old range kept around them")
     from_stage: str | list[str] | None = Field(
@@ -94,6 +95,20 @@ class OptunaConfig(ComponentConfig):
         metrics = [self.metric] if isinstance(self.metric, str) else self.metric
         if isinstance(self.direction, list) and len(self.direction) != len(metrics):
             raise ValueError("direction needs one entry per metric")
+        return self
+
+    @model_validator(mode="after")
+    def _narrowing_stages_inherit(self) -> OptunaConfig:
+        """A stage that narrows an earlier one continues that search: without a space of its own
+        it searches the earlier stage's space, and it starts from the earlier stage's overrides
+        (``{model.name: xgboost}`` stays xgboost), its own overrides applied on top."""
+        for name, stage in self.stages.items():  # in order, so chains resolve
+            earlier = self.stages.get(stage.narrow_from or "")
+            if earlier is None:
+                continue
+            self.stages[name] = stage.model_copy(update={
+                "space": stage.space or earlier.space,
+                "overrides": {**earlier.overrides, **stage.overrides}})
         return self
 
     def metrics(self) -> list[str]:

@@ -279,7 +279,7 @@ class Run:
                 if self.stop_reason != "pruned" and self.primary:  # pruned: not worth the time
                     splits = [s for s in ("val", "test") if s in dataset.splits]
                     evaluation = self.evaluate(splits, model=model, dataset=dataset,
-                                               step=result.steps)
+                                               step=result.steps, predictions=result.predictions)
             status = "finished"
         except (KeyboardInterrupt, RunInterrupted) as exc:
             status = "interrupted"
@@ -329,9 +329,11 @@ class Run:
         return model
 
     def evaluate(self, splits: Iterable[str] = ("test",), *, model: Model | None = None,
-                 dataset: Dataset | None = None, step: int = 0) -> dict[str, dict[str, Any]]:
+                 dataset: Dataset | None = None, step: int = 0,
+                 predictions: dict[str, Predictions] | None = None) -> dict[str, dict[str, Any]]:
         """Predict each split, run every evaluator, merge their metrics into evaluation.json and
-        log them. Without ``model``/``dataset``, loads the best checkpoint and the recorded data."""
+        log them. Without ``model``/``dataset``, loads the best checkpoint and the recorded data;
+        ``predictions`` of ``model`` already made for some splits are used as they are."""
         if self.record is None:
             raise UsageError("the run has no record to evaluate; call fit() first")
         if dataset is None:
@@ -342,7 +344,8 @@ class Run:
         results: dict[str, dict[str, Any]] = {}
         try:
             for split in splits:
-                results[split] = self._score(model, dataset, split, final=True)
+                results[split] = self._score(model, dataset, split, final=True,
+                                             predictions=(predictions or {}).get(split))
         finally:  # one write for every split (a file per trial counts in a search); kept on errors
             if results:
                 self.record.merge_evaluations(results)
@@ -361,11 +364,15 @@ class Run:
         metrics.pop("n_samples", None)
         return metrics
 
+    def predict_split(self, model: Model, dataset: Dataset, split: str) -> Predictions:
+        """``model``'s predictions of one split of ``dataset`` (through the predict hook)."""
+        return self.hook.hookforge_predict(run=self, model=model, inputs=dataset.split(split).X)
+
     def _score(self, model: Model, dataset: Dataset, split: str, *, final: bool,
                predictions: Predictions | None = None) -> dict[str, Any]:
         part = dataset.split(split)
         if predictions is None:
-            predictions = self.hook.hookforge_predict(run=self, model=model, inputs=part.X)
+            predictions = self.predict_split(model, dataset, split)
         predictions.y_true = part.y
         metrics: dict[str, Any] = {}
         for answer in reversed(self.hook.hookforge_evaluate(run=self, split=split,

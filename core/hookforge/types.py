@@ -157,6 +157,10 @@ class FitResult:
     best_epoch: int | None = None
     stop_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The returned model's predictions of splits the loop has already predicted (the run's final
+    # evaluation reuses them instead of predicting those splits a second time). Only for
+    # predictions of the model as returned: a loop that restores its best weights leaves it out.
+    predictions: dict[str, Predictions] = field(default_factory=dict, repr=False)
 
 
 @dataclass

@@ -44,6 +44,35 @@ def test_model_trains_saves_and_predicts_identically(cancer, name):
     np.testing.assert_array_equal(loaded.scores, again.scores)
 
 
+class CountPredictions:
+    """Counts the predictions the run asks of its model, by number of rows."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    @hookforge.hookimpl(wrapper=True)
+    def hookforge_predict(self, run, model, inputs):
+        self.sizes.append(len(inputs))
+        return (yield)
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "logistic_regression"])
+def test_each_split_is_predicted_once(cancer, name):
+    """Boosted or one-shot, a run predicts val and test once each: a one-shot estimator's epoch
+    scores and the evaluation share one prediction of val, and boosting leaves val to the
+    evaluation (whose scores metrics.csv then holds once at the last round, not twice)."""
+    counter = CountPredictions()
+    run = Run.from_config(cancer(SMALL[name]), plugins=[counter])
+    result = run.fit()
+    sizes = {split: len(part) for split, part in run.dataset.splits.items()}
+    assert sorted(counter.sizes) == sorted([sizes["val"], sizes["test"]])
+    metrics = pd.read_csv(result.run_dir / "metrics.csv")
+    final = metrics[(metrics.split == "val") & (metrics.step == metrics.step.max())]
+    f1 = final[final.name == "f1_macro"]
+    assert len(f1) == (1 if name == "lightgbm" else 2), final  # one-shot: the epoch, the evaluation
+    assert (f1.value == result.evaluation["val"]["f1_macro"]).all()
+
+
 def test_boosting_reports_every_round_and_stops_early(cancer):
     result = hookforge.train(cancer({**SMALL["lightgbm"], "n_estimators": 2000, "learning_rate": 0.3,
                                      "early_stopping_rounds": 10}))

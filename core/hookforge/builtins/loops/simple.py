@@ -15,7 +15,7 @@ from hookforge.types import FitResult
 if TYPE_CHECKING:  # pragma: no cover
     from hookforge.components import Model
     from hookforge.run import Run
-    from hookforge.types import Dataset
+    from hookforge.types import Dataset, Predictions
 
 
 class SimpleLoop(Loop):
@@ -29,8 +29,11 @@ class SimpleLoop(Loop):
         started = time.perf_counter()
         model.fit(run, dataset)
         metrics: dict[str, float] = {}
+        predictions: dict[str, Predictions] = {}
         if self.config.score_val and "val" in dataset.splits:
-            metrics = {f"val/{k}": v for k, v in run.score(model, dataset, "val").items()}
+            predictions["val"] = run.predict_split(model, dataset, "val")
+            scores = run.score(model, dataset, "val", predictions=predictions["val"])
+            metrics = {f"val/{k}": v for k, v in scores.items()}
         run.end_epoch(0, 1, metrics, duration_s=time.perf_counter() - started)
         run.save_checkpoint("best", model.save, epoch=0, step=1)
-        return FitResult(epochs=1, steps=1, stop_reason=run.stop_reason)
+        return FitResult(epochs=1, steps=1, stop_reason=run.stop_reason, predictions=predictions)

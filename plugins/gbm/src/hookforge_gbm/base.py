@@ -53,9 +53,6 @@ class TabularModel(Model):
     pipeline: Any = None
     info: DatasetInfo | None = None
     seed: int = 0
-    # The last inputs predicted and their predictions: the loop scores the validation split and the
-    # run evaluates it again right after; on large data a second pass over every tree is seconds.
-    _last_prediction: tuple[Any, Predictions] | None = None
 
     # -- what subclasses implement -----------------------------------------------------------------
     def fit_matrix(self, run: Run, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
@@ -99,7 +96,6 @@ class TabularModel(Model):
     def fit(self, run: Run, dataset: Dataset, on_round: RoundCallback | None = None) -> None:
         """Fit the preprocessing on the training split, then the estimator (validation split for
         early stopping and per-round metrics when there is one)."""
-        self._last_prediction = None
         train, val = dataset.split("train"), dataset.splits.get("val")
         X = self._fit_pipeline(train.X, train.y)
         X_val = self.transform(val.X) if val is not None else None
@@ -115,15 +111,6 @@ class TabularModel(Model):
         return np.asarray(self.pipeline.transform(frame), dtype=np.float32)
 
     def predict(self, inputs: Any) -> Predictions:
-        import dataclasses
-
-        if self._last_prediction is not None and self._last_prediction[0] is inputs:
-            return dataclasses.replace(self._last_prediction[1])
-        predictions = self._predict(inputs)
-        self._last_prediction = (inputs, predictions)
-        return dataclasses.replace(predictions)
-
-    def _predict(self, inputs: Any) -> Predictions:
         import numpy as np
 
         assert self.info is not None
@@ -154,7 +141,7 @@ class TabularModel(Model):
         if meta.get("model") != self.plugin_name:
             raise CheckpointError(f"{directory} holds a '{meta.get('model')}' model, not "
                                   f"'{self.plugin_name}'")
-        self.info, self._last_prediction = info, None
+        self.info = info
         self.pipeline = persist.load(directory / PIPELINE_FILE) if meta.get("pipeline") else None
         self.load_estimator(directory)
 

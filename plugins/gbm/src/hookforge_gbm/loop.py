@@ -1,8 +1,9 @@
 """The ``tabular`` loop: fits a tabular model once, reporting every boosting round.
 
 Each round's validation metrics go through ``run.end_epoch`` (so trackers log them and the optuna
-pruner can stop the trial); at the end the validation split is scored by every evaluator and the
-model is saved as the ``best`` checkpoint (early stopping already left it at its best round).
+pruner can stop the trial); at the end the model is saved as the ``best`` checkpoint (early
+stopping already left it at its best round), and the run's evaluation scores it on val and test
+with every evaluator. Estimators without rounds report one epoch with their val scores instead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hookforge_gbm.base import TabularModel
 if TYPE_CHECKING:  # pragma: no cover
     from hookforge.components import Model
     from hookforge.run import Run
-    from hookforge.types import Dataset
+    from hookforge.types import Dataset, Predictions
 
 
 class TabularLoop(Loop):
@@ -51,15 +52,17 @@ class TabularLoop(Loop):
         model.fit(run, dataset, on_round)
         rounds = max(rounds, model.rounds, 1)
         best_epoch = max(model.rounds, 1) - 1  # early stopping left the model at its best round
-        if "val" in dataset.splits:
-            metrics = run.score(model, dataset, "val")
-            if reported:  # the rounds were the epochs; these are the final model's scores
-                run.log_metrics(metrics, step=rounds, epoch=best_epoch, split="val")
-            else:  # one-shot estimators: a single epoch, as the simple loop reports it
-                run.end_epoch(0, 1, {f"val/{k}": v for k, v in metrics.items()},
-                              duration_s=time.perf_counter() - started)
+        # Boosted models: the rounds were the epochs, and the run's final evaluation scores the
+        # final model on val (scoring it here too cost a second prediction of the split).
+        predictions: dict[str, Predictions] = {}
+        if "val" in dataset.splits and not reported:
+            # one-shot estimators: a single epoch with the val scores, as the simple loop reports
+            predictions["val"] = run.predict_split(model, dataset, "val")
+            metrics = run.score(model, dataset, "val", predictions=predictions["val"])
+            run.end_epoch(0, 1, {f"val/{k}": v for k, v in metrics.items()},
+                          duration_s=time.perf_counter() - started)
         run.emit("fit_done", rounds=rounds, best_round=model.rounds or None,
                  duration_s=round(time.perf_counter() - started, 3))
         run.save_checkpoint("best", model.save, epoch=best_epoch, step=rounds)
         return FitResult(epochs=rounds, steps=rounds, best_epoch=best_epoch,
-                         stop_reason=run.stop_reason)
+                         stop_reason=run.stop_reason, predictions=predictions)

@@ -58,19 +58,43 @@ class CountPredictions:
 
 @pytest.mark.parametrize("name", ["lightgbm", "logistic_regression"])
 def test_each_split_is_predicted_once(cancer, name):
-    """Boosted or one-shot, a run predicts val and test once each: a one-shot estimator's epoch
-    scores and the evaluation share one prediction of val, and boosting leaves val to the
-    evaluation (whose scores metrics.csv then holds once at the last round, not twice)."""
+    """A run predicts val and test at most once each: a one-shot estimator's epoch scores and the
+    evaluation share one prediction of val, and boosting leaves val to the evaluation (whose
+    scores metrics.csv then holds once at the last round, not twice)."""
     counter = CountPredictions()
     run = Run.from_config(cancer(SMALL[name]), plugins=[counter])
     result = run.fit()
     sizes = {split: len(part) for split, part in run.dataset.splits.items()}
-    assert sorted(counter.sizes) == sorted([sizes["val"], sizes["test"]])
+    # LightGBM trained to its last round already holds its val output: only test is predicted
+    expected = [sizes["test"]] if name == "lightgbm" else [sizes["val"], sizes["test"]]
+    assert sorted(counter.sizes) == sorted(expected)
     metrics = pd.read_csv(result.run_dir / "metrics.csv")
     final = metrics[(metrics.split == "val") & (metrics.step == metrics.step.max())]
     f1 = final[final.name == "f1_macro"]
     assert len(f1) == (1 if name == "lightgbm" else 2), final  # one-shot: the epoch, the evaluation
     assert (f1.value == result.evaluation["val"]["f1_macro"]).all()
+
+
+@pytest.mark.parametrize("task, data, rounds", [
+    ("binary", {"dataset": "breast_cancer"}, {"n_estimators": 30}),
+    ("multiclass", {"dataset": "wine"}, {"n_estimators": 30}),
+    ("regression", {"dataset": "diabetes"}, {"n_estimators": 30}),
+    ("stopped early", {"dataset": "breast_cancer"},
+     {"n_estimators": 2000, "learning_rate": 0.3, "early_stopping_rounds": 5}),
+])
+def test_lightgbm_val_output_kept_from_training_equals_predicting_again(tiny_config, task, data,
+                                                                        rounds):
+    run = Run.from_config(tiny_config(data={"name": "sklearn", **data},
+                                      model={"name": "lightgbm", "num_leaves": 7, **rounds}))
+    run.fit()
+    kept = run.model.fit_predictions()
+    if task == "stopped early":  # cut back to its best round: nothing kept, val predicted again
+        assert run.model.rounds < 2000 and kept == {}
+        return
+    again = run.model.predict(run.dataset.split("val").X)
+    np.testing.assert_array_equal(kept["val"].y_pred, again.y_pred)
+    if task != "regression":
+        np.testing.assert_allclose(kept["val"].scores, again.scores, rtol=0, atol=1e-12)
 
 
 def test_boosting_reports_every_round_and_stops_early(cancer):

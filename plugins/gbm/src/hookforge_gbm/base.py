@@ -53,6 +53,9 @@ class TabularModel(Model):
     pipeline: Any = None
     info: DatasetInfo | None = None
     seed: int = 0
+    # The trained model's output on the validation split (as predict_matrix gives it) when the
+    # library computed it while training anyway; the loop hands it to the run's evaluation.
+    val_output: np.ndarray | None = None
 
     # -- what subclasses implement -----------------------------------------------------------------
     def fit_matrix(self, run: Run, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
@@ -97,6 +100,7 @@ class TabularModel(Model):
         """Fit the preprocessing on the training split, then the estimator (validation split for
         early stopping and per-round metrics when there is one)."""
         train, val = dataset.split("train"), dataset.splits.get("val")
+        self.val_output = None
         X = self._fit_pipeline(train.X, train.y)
         X_val = self.transform(val.X) if val is not None else None
         self.fit_matrix(run, X, train.y, self._sample_weights(train.y), X_val,
@@ -111,10 +115,16 @@ class TabularModel(Model):
         return np.asarray(self.pipeline.transform(frame), dtype=np.float32)
 
     def predict(self, inputs: Any) -> Predictions:
+        return self.to_predictions(self.predict_matrix(self.transform(inputs)))
+
+    def fit_predictions(self) -> dict[str, Predictions]:
+        """Predictions of splits that fitting left behind (``val_output``), by split."""
+        return {} if self.val_output is None else {"val": self.to_predictions(self.val_output)}
+
+    def to_predictions(self, output: np.ndarray) -> Predictions:
         import numpy as np
 
         assert self.info is not None
-        output = self.predict_matrix(self.transform(inputs))
         if self.task == "regression":
             return Predictions(y_pred=np.asarray(output, dtype=np.float64), task="regression")
         scores = np.asarray(output, dtype=np.float64)

@@ -55,9 +55,12 @@ class BoostingModel(TabularModel):
         raise NotImplementedError
 
     def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        return self.as_output(self.booster_predict(X))
+
+    def as_output(self, out: np.ndarray) -> np.ndarray:
+        """The library's output in predict_matrix's shape."""
         import numpy as np
 
-        out = self.booster_predict(X)
         if self.task == "classification" and out.ndim == 1:  # binary: P(positive) only
             return np.column_stack([1.0 - out, out])
         return out
@@ -141,8 +144,10 @@ class LightGBMModel(BoostingModel):
 
         train = lgb.Dataset(X, y, weight=weights)
         valid_sets, callbacks = [], []
+        last_val: dict[str, Any] = {}
         if X_val is not None:
             valid_sets = [lgb.Dataset(X_val, y_val, reference=train)]
+            callbacks.append(_lightgbm_last_val_output(last_val))
             if self.config.early_stopping_rounds:
                 callbacks.append(lgb.early_stopping(self.config.early_stopping_rounds,
                                                     first_metric_only=True, verbose=False))
@@ -154,6 +159,8 @@ class LightGBMModel(BoostingModel):
         if self.booster.best_iteration > 0:  # keep the best rounds only, as the saved model does
             self.booster = lgb.Booster(model_str=self.booster.model_to_string(
                 num_iteration=self.booster.best_iteration))
+        if last_val and last_val["rounds"] == self.booster.current_iteration():
+            self.val_output = self.as_output(last_val["output"])  # not cut back to a best round
 
     def booster_predict(self, X: np.ndarray) -> np.ndarray:
         return self.booster.predict(X)
@@ -171,6 +178,28 @@ class LightGBMModel(BoostingModel):
         if self.pipeline is not None:  # MLflow's lightgbm flavor holds the booster alone
             return None
         return "lightgbm", self.booster, {"pip_requirements": [_requirement("lightgbm")]}
+
+
+def _lightgbm_last_val_output(store: dict[str, Any]) -> Any:
+    """A callback keeping the validation output of the last round, which LightGBM holds to score
+    each round: the same numbers as predicting the split again with the trained model, without
+    another pass over every tree (0.15 s for 30,000 rows and 200 rounds). Training stopped before
+    its last round keeps nothing, and the caller drops what was kept if the model is then cut back
+    to an earlier best round."""
+    import numpy as np
+
+    def keep(preds: Any, data: Any) -> tuple[str, float, bool]:
+        store["output"] = np.array(preds, dtype=np.float64)  # a copy: LightGBM reuses its buffer
+        return "kept", 0.0, True
+
+    def at_last_round(env: Any) -> None:
+        if env.iteration + 1 == env.end_iteration:
+            env.model.eval_valid(feval=keep)
+            store["rounds"] = env.iteration + 1
+
+    # before early stopping (30), which ends the last round by raising
+    at_last_round.order = 25  # type: ignore[attr-defined]
+    return at_last_round
 
 
 def _lightgbm_reporter(on_round: RoundCallback) -> Any:

@@ -53,8 +53,8 @@ class TabularLoop(Loop):
         rounds = max(rounds, model.rounds, 1)
         best_epoch = max(model.rounds, 1) - 1  # early stopping left the model at its best round
         # Boosted models: the rounds were the epochs, and the run's final evaluation scores the
-        # final model on val (scoring it here too cost a second prediction of the split).
-        predictions: dict[str, Predictions] = {}
+        # final model on val (with the library's own val output where it kept it).
+        predictions: dict[str, Predictions] = model.fit_predictions()
         if "val" in dataset.splits and not reported:
             # one-shot estimators: a single epoch with the val scores, as the simple loop reports
             predictions["val"] = run.predict_split(model, dataset, "val")

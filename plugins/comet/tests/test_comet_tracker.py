@@ -54,6 +54,28 @@ def test_offline_archive_holds_params_and_every_metric_point(tiny_config):
     assert len(uploads) >= 3  # config, evaluation, confusion matrices, figures
 
 
+def test_offline_runs_leave_comets_error_reporting_off(tiny_config, monkeypatch):
+    """comet_ml turns on Sentry error reporting (to sentry.io) in half of the processes that
+    import it; the coin is forced to land on "report" here, and an offline run must still not
+    set up a reporting client."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("COMET_ERROR_TRACKING_ENABLE", raising=False)
+    code = (
+        "import json, random, sys\n"
+        "random.random = lambda: 0.9  # comet_ml's coin toss at import: report\n"
+        "import hookforge, sentry_sdk\n"
+        "hookforge.train(json.loads(sys.argv[1]))\n"
+        "import comet_ml  # noqa: F401  (imported by the run)\n"
+        "print('reporting' if sentry_sdk.get_client().is_active() else 'quiet')\n")
+    config = tiny_config(model={"name": "centroid"}, trackers=["local", "comet"])
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(config)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "quiet"
+
+
 def test_api_key_never_reaches_a_record(tiny_config, monkeypatch):
     secret = "cmt-sEcReT-0123456789"
     monkeypatch.setenv("COMET_API_KEY", secret)

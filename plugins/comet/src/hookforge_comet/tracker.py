@@ -3,8 +3,9 @@
 Online (``comet_ml.Experiment``) when an API key is set in ``COMET_API_KEY``, otherwise a
 ``comet_ml.OfflineExperiment`` that writes its archive under ``RUN_DIR/comet/``; the state file
 ``trackers/comet.json`` names the archive and the command that uploads it. Comet's auto-logging is
-off: hookforge sends exactly the record, and comet never patches torch or scikit-learn. The API key
-is read from the environment and never written anywhere.
+off: hookforge sends exactly the record, and comet never patches torch or scikit-learn. Offline,
+comet_ml's own error reporting to Sentry is off too (``COMET_ERROR_TRACKING_ENABLE``), so nothing
+leaves the machine. The API key is read from the environment and never written anywhere.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class CometTracker(BackgroundTracker):
         os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
         if not self._online():  # its INFO lines repeat the upload hint hookforge prints itself
             os.environ.setdefault("COMET_LOGGING_CONSOLE", "WARNING")
+            # comet_ml reports its own errors to Sentry (sentry.io) from half of the processes
+            # that import it, decided by a coin toss at import: an offline run stays offline
+            os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
         import comet_ml
 
         state_file = self._state_file(context.dir)

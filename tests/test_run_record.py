@@ -14,6 +14,25 @@ from hookforge.errors import CheckpointError, DataError, UsageError
 from hookforge.record import RunRecord
 
 
+def test_record_files_follow_the_umask(quickstart, hookforge_tmp):
+    """Atomic writes must not leave 0600 files or 0700 checkpoint folders (tempfile's modes): a
+    teammate, a tracking server or a serving container reads the record as another user."""
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        run_dir = hookforge.train(quickstart).run_dir
+    finally:
+        os.umask(previous)
+    modes = {str(path.relative_to(run_dir)): stat.S_IMODE(path.stat().st_mode)
+             for path in [run_dir, *run_dir.rglob("*")]}
+    assert "checkpoints/best" in modes and "config.yaml" in modes and "figures" in modes
+    wrong = {name: oct(mode) for name, mode in modes.items()
+             if mode != (0o755 if (run_dir / name).is_dir() else 0o644)}
+    assert not wrong, wrong
+
+
 def test_python_api_train_writes_the_whole_record(quickstart, hookforge_tmp):
     result = hookforge.train(quickstart, ["run.name=api"])
     run_dir = result.run_dir

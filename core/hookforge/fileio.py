@@ -7,28 +7,36 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    def temp_file() -> tuple[int, str]:
-        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _unique_sibling(path: Path, prefix: str) -> Path:
+    return path.parent / f"{prefix}{path.name}.{secrets.token_hex(6)}.tmp"
 
-    try:
-        fd, tmp = temp_file()
-    except FileNotFoundError:  # creating the folder only then: a run writes a dozen files
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = temp_file()
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    # Not tempfile.mkstemp: it creates the file 0600 whatever the umask, and the rename keeps that,
+    # leaving run records that a teammate, a tracking server or a serving container cannot read.
+    while True:
+        tmp = _unique_sibling(path, ".")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileNotFoundError:  # creating the folder only then: a run writes a dozen files
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
+        except FileExistsError:  # another writer drew the same name
+            continue
+        break
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -64,7 +72,13 @@ def atomic_write_dir(target: Path, fill: Callable[[Path], None]) -> None:
     between the two renames leaves a complete copy that :func:`existing_dir` finds.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    while True:  # not tempfile.mkdtemp, whose 0700 the rename would keep (see atomic_write_bytes)
+        tmp = _unique_sibling(target, ".tmp-")
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        break
     old = target.parent / f".old-{target.name}"
     try:
         fill(tmp)

@@ -230,6 +230,30 @@ def test_grid_search_bad_input(hookforge_cli):
     assert no_searcher.returncode == 2 and "'searcher' section is missing" in no_searcher.stderr
 
 
+def test_latency_evaluator_times_the_runs_model_at_the_final_evaluation(quickstart):
+    """`latency` predicts the split's first rows again in batches (never while a loop scores val
+    during training) and reports the fastest pass in ms per row, also for `Run.open().evaluate`."""
+    batches: list[int] = []
+
+    class Count:
+        @hookforge.hookimpl(wrapper=True)
+        def hookforge_predict(self, run, model, inputs):
+            batches.append(len(inputs))
+            return (yield)
+
+    config = {**quickstart, "evaluators": [
+        "classification", {"name": "latency", "rows": 10, "batch_size": 4, "repeats": 2}]}
+    run = hookforge.Run.from_config(config, plugins=[Count()])
+    result = run.fit()
+    sizes = {split: len(part) for split, part in run.dataset.splits.items()}
+    timed = [4, 4, 2] * 2
+    assert sorted(batches) == sorted([sizes["val"], sizes["test"], *timed, *timed])
+    for split in ("val", "test"):
+        assert 0 < result.evaluation[split]["latency_ms"] < 1000
+    again = hookforge.Run.open(result.run_dir).evaluate(["test"])["test"]
+    assert again["latency_ms"] > 0 and again["accuracy"] == result.evaluation["test"]["accuracy"]
+
+
 def test_classification_averages_equal_sklearns_own():
     import numpy as np
     from sklearn import metrics as skm

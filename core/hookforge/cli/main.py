@@ -280,17 +280,20 @@ def _print_trials(result: Any) -> None:
     from rich.table import Table
 
     metric = result.extra.get("metric")
+    metrics = result.extra.get("metrics") or [metric or "value"]  # several: a Pareto front
     table = Table(title=f"study {result.study}: {len(result.trials)} trials")
     params = sorted({k for t in result.trials for k in t.params})
-    for column in ["#", "state", *params, metric or "value", "run dir"]:
+    for column in ["#", "state", *params, *metrics, "run dir"]:
         table.add_column(str(column))
     best_numbers = {t.number for t in result.best}
     for t in result.trials:
         value = t.value if t.value is not None else (t.metrics.get(metric) if metric else None)
-        shown = f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
-        mark = " *" if t.number in best_numbers else ""
+        values = value if isinstance(value, list) else [value] + [None] * (len(metrics) - 1)
+        shown = [f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+                 for v in values]
+        shown[-1] += " *" if t.number in best_numbers else ""
         table.add_row(str(t.number), t.state, *[str(t.params.get(p, "")) for p in params],
-                      shown + mark, str(t.run_dir or ""))
+                      *shown, str(t.run_dir or ""))
     console = Console(width=160)
     console.print(table)
     if result.output_dir:

@@ -144,13 +144,22 @@ def test_pruned_trials_are_recorded_as_pruned(plan, hookforge_cli, hookforge_tmp
 
 
 def test_multi_objective_reports_the_pareto_front(plan, hookforge_cli, hookforge_tmp):
-    result = hookforge_cli("search", "-c", plan({"n_trials": 5, "space": SPACE,
-                                                 "metric": ["val/accuracy", "val/f1_macro"]}))
+    """Quality against speed, as the issue's example: F1 up, the latency evaluator's ms per row
+    down (its direction inferred from the name)."""
+    result = hookforge_cli("search", "-c", plan(
+        {"n_trials": 5, "space": SPACE, "metric": ["val/f1_macro", "val/latency_ms"]},
+        evaluators=["classification", {"name": "latency", "rows": 16}]))
     assert result.returncode == 0, result.stderr
     summary = json.loads((hookforge_tmp / STUDY / "search" / "summary.json").read_text())
-    assert summary["directions"] == ["maximize", "maximize"] and summary["best"]
-    assert all(isinstance(b["value"], list) for b in summary["best"])
+    assert summary["directions"] == ["maximize", "minimize"] and summary["best"]
+    assert all(isinstance(b["value"], list) and b["value"][1] > 0 for b in summary["best"])
     assert (hookforge_tmp / STUDY / "search" / "pareto_front.png").exists()
+    header = next(line for line in result.stdout.splitlines() if "val/f1_macro" in line)
+    assert "val/latency_ms" in header  # one column per objective
+    values = {tuple(t["value"]) for t in trials(hookforge_tmp / STUDY / "search")}
+    front = {tuple(b["value"]) for b in summary["best"]}
+    for f1, ms in front:  # nothing else is at least as good on both and better on one
+        assert not any(o_f1 >= f1 and o_ms <= ms and (o_f1, o_ms) != (f1, ms) for o_f1, o_ms in values)
 
 
 @pytest.mark.parametrize("searcher, message", [

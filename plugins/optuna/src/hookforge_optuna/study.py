@@ -374,7 +374,7 @@ def _write_outputs(study: optuna.Study, cfg: OptunaConfig, session: SearchSessio
                   "run_dir": str(t.run_dir) if t.run_dir else None} for t in best],
     })
     return SearchResult(study=session.study, trials=trials, best=best, output_dir=stage_dir,
-                        extra={"metric": cfg.metrics()[0], "stage": name})
+                        extra={"metric": cfg.metrics()[0], "metrics": cfg.metrics(), "stage": name})
 
 
 def _load_result(session: SearchSession, name: str, stage_dir: Path) -> SearchResult:
@@ -384,7 +384,8 @@ def _load_result(session: SearchSession, name: str, stage_dir: Path) -> SearchRe
     best_numbers = {b.get("number") for b in summary.get("best", [])}
     return SearchResult(study=session.study, trials=trials,
                         best=[t for t in trials if t.number in best_numbers], output_dir=stage_dir,
-                        extra={"metric": (summary.get("metrics") or [None])[0], "stage": name})
+                        extra={"metric": (summary.get("metrics") or [None])[0],
+                               "metrics": summary.get("metrics") or [], "stage": name})
 
 
 # ---------------------------------------------------------------------------------------------

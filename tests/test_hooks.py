@@ -124,18 +124,13 @@ def test_wrapper_hook_can_change_the_built_model(quickstart):
 def test_a_one_shot_fit_shares_its_val_predictions_with_the_evaluation(quickstart):
     """The simple loop scores val after fitting; the run's evaluation reuses those predictions
     (FitResult.predictions) rather than predicting val a second time."""
-    predicted: list[int] = []
+    from hookforge.testing import PredictionRecorder
 
-    class Count:
-        @hookforge.hookimpl(wrapper=True)
-        def hookforge_predict(self, run, model, inputs):
-            predicted.append(len(inputs))
-            return (yield)
-
-    run = hookforge.Run.from_config(quickstart, plugins=[Count()])
+    recorder = PredictionRecorder()
+    run = hookforge.Run.from_config(quickstart, plugins=[recorder])
     result = run.fit()
     splits = run.dataset.splits
-    assert sorted(predicted) == sorted([len(splits["val"]), len(splits["test"])])
+    assert sorted(recorder.sizes) == sorted([len(splits["val"]), len(splits["test"])])
     epoch_val = next(e for e in run.record.read_events() if e["event"] == "epoch_end")["metrics"]
     assert epoch_val["val/accuracy"] == result.evaluation["val"]["accuracy"]
 

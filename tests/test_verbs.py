@@ -233,21 +233,16 @@ def test_grid_search_bad_input(hookforge_cli):
 def test_latency_evaluator_times_the_runs_model_at_the_final_evaluation(quickstart):
     """`latency` predicts the split's first rows again in batches (never while a loop scores val
     during training) and reports the fastest pass in ms per row, also for `Run.open().evaluate`."""
-    batches: list[int] = []
+    from hookforge.testing import PredictionRecorder
 
-    class Count:
-        @hookforge.hookimpl(wrapper=True)
-        def hookforge_predict(self, run, model, inputs):
-            batches.append(len(inputs))
-            return (yield)
-
+    recorder = PredictionRecorder()
     config = {**quickstart, "evaluators": [
         "classification", {"name": "latency", "rows": 10, "batch_size": 4, "repeats": 2}]}
-    run = hookforge.Run.from_config(config, plugins=[Count()])
+    run = hookforge.Run.from_config(config, plugins=[recorder])
     result = run.fit()
     sizes = {split: len(part) for split, part in run.dataset.splits.items()}
     timed = [4, 4, 2] * 2
-    assert sorted(batches) == sorted([sizes["val"], sizes["test"], *timed, *timed])
+    assert sorted(recorder.sizes) == sorted([sizes["val"], sizes["test"], *timed, *timed])
     for split in ("val", "test"):
         assert 0 < result.evaluation[split]["latency_ms"] < 1000
     again = hookforge.Run.open(result.run_dir).evaluate(["test"])["test"]

@@ -12,6 +12,9 @@ Fixtures:
 * ``hookforge_installed(entry_points, paths)``: make modules look installed as plugins to a
   subprocess (a dist-info with those entry points); returns the environment to pass to
   ``hookforge_cli(..., env=...)``.
+
+Helpers: :class:`PredictionRecorder`, a hook-only plugin that records every prediction a run asks
+for (``Run.from_config(config, plugins=[recorder])``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from hookforge.markers import hookimpl
+
+
+class PredictionRecorder:
+    """Records the number of rows of every ``hookforge_predict`` call of a run it is passed to,
+    in ``sizes``: what a run predicts, and how often."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    @hookimpl(wrapper=True)
+    def hookforge_predict(self, run: Any, model: Any, inputs: Any) -> Any:
+        self.sizes.append(len(inputs))
+        return (yield)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import yaml
 
 import hookforge
 from hookforge.run import Run
+from hookforge.testing import PredictionRecorder
 
 SMALL = {
     "lightgbm": {"name": "lightgbm", "n_estimators": 200, "num_leaves": 7, "feature_fraction": 0.7,
@@ -44,30 +45,18 @@ def test_model_trains_saves_and_predicts_identically(cancer, name):
     np.testing.assert_array_equal(loaded.scores, again.scores)
 
 
-class CountPredictions:
-    """Counts the predictions the run asks of its model, by number of rows."""
-
-    def __init__(self) -> None:
-        self.sizes: list[int] = []
-
-    @hookforge.hookimpl(wrapper=True)
-    def hookforge_predict(self, run, model, inputs):
-        self.sizes.append(len(inputs))
-        return (yield)
-
-
 @pytest.mark.parametrize("name", ["lightgbm", "logistic_regression"])
 def test_each_split_is_predicted_once(cancer, name):
     """A run predicts val and test at most once each: a one-shot estimator's epoch scores and the
     evaluation share one prediction of val, and boosting leaves val to the evaluation (whose
     scores metrics.csv then holds once at the last round, not twice)."""
-    counter = CountPredictions()
-    run = Run.from_config(cancer(SMALL[name]), plugins=[counter])
+    recorder = PredictionRecorder()
+    run = Run.from_config(cancer(SMALL[name]), plugins=[recorder])
     result = run.fit()
     sizes = {split: len(part) for split, part in run.dataset.splits.items()}
     # LightGBM trained to its last round already holds its val output: only test is predicted
     expected = [sizes["test"]] if name == "lightgbm" else [sizes["val"], sizes["test"]]
-    assert sorted(counter.sizes) == sorted(expected)
+    assert sorted(recorder.sizes) == sorted(expected)
     metrics = pd.read_csv(result.run_dir / "metrics.csv")
     final = metrics[(metrics.split == "val") & (metrics.step == metrics.step.max())]
     f1 = final[final.name == "f1_macro"]

@@ -222,6 +222,9 @@ def test_unexpected_error_is_exit_1_with_traceback(hookforge_cli, hookforge_tmp,
     events = [e["event"] for e in record.read_events()]
     assert events[-2:] == ["exception", "run_end"]
     assert record.read_metrics()[0]["name"] == "loss"  # logged before the crash, kept
+    predict = hookforge_cli("predict", "r", IRIS_CSV, "-o", "p.csv", env=test_plugins_env)
+    assert predict.returncode == 2 and "Traceback" not in predict.stderr
+    assert "has no 'last' checkpoint (the run failed before saving one)" in predict.stderr
 
 
 def test_interrupt_exits_130_and_resume_finishes(hookforge_cli, hookforge_tmp, test_plugins_env):
@@ -231,6 +234,8 @@ def test_interrupt_exits_130_and_resume_finishes(hookforge_cli, hookforge_tmp, t
     assert "--resume" in first.stderr
     record = RunRecord.open(hookforge_tmp / "r")
     assert record.status == "interrupted"
+    evaluate = hookforge_cli("evaluate", "r", env=test_plugins_env)
+    assert evaluate.returncode == 2 and "before saving one); `hookforge train --resume`" in evaluate.stderr
     second = hookforge_cli("train", "--resume", "r", env=test_plugins_env)
     assert second.returncode == 0, second.stderr
     info = record.info()

@@ -228,7 +228,10 @@ class RunRecord:
         """The checkpoint directory ``tag`` after checking every file against its recorded sha256."""
         path = self.checkpoint_dir(tag)
         if path is None:
-            raise CheckpointError(f"{self.path} has no '{tag}' checkpoint")
+            status = self.info().get("status") if self.run_file.exists() else None
+            why = f" (the run {status} before saving one)" if status in ("failed", "interrupted") else ""
+            hint = "; `hookforge train --resume` continues it" if status == "interrupted" else ""
+            raise CheckpointError(f"{self.path} has no '{tag}' checkpoint{why}{hint}")
         meta = verify_checkpoint(path)
         recorded = self.info().get("checkpoints", {}).get(tag)
         if recorded is not None and recorded.get("files") != meta.get("files"):

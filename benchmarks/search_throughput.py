@@ -163,6 +163,8 @@ def main() -> None:
         # uses both cores and there is nothing left for a second worker to scale onto.
         single = {**env, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         n = args.scaling_trials
+        if n < 1:  # --scaling-trials 0: the overhead part only
+            return
         # tol=0: every trial runs all its epochs, so trials take the same time whatever C is
         one = hookforge_search(tmp, single, "digits", n, 1, 750, "scale1", "saga", 0.0)
         two = hookforge_search(tmp, single, "digits", n, 2, 750, "scale2", "saga", 0.0)

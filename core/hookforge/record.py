@@ -228,7 +228,7 @@ class RunRecord:
         """The checkpoint directory ``tag`` after checking every file against its recorded sha256."""
         path = self.checkpoint_dir(tag)
         if path is None:
-            status = self.info().get("status") if self.run_file.exists() else None
+            status = self.status  # the rest of this method reads run.json too
             why = f" (the run {status} before saving one)" if status in ("failed", "interrupted") else ""
             hint = "; `hookforge train --resume` continues it" if status == "interrupted" else ""
             raise CheckpointError(f"{self.path} has no '{tag}' checkpoint{why}{hint}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hookforge.errors import UsageError, did_you_mean
+from hookforge.fileio import read_json
 from hookforge.record import RunRecord
 from hookforge.search import default_direction
 
@@ -181,9 +182,14 @@ def promote(result: Comparison, target: str | Path) -> str:
 
     if result.threshold is None:
         raise UsageError("--promote needs --threshold (the deployment bar the champion must clear)")
+    target = Path(target)
+    check_promote_target(target)
     if result.champion is None:
         return f"nothing promoted to {target}"
     source = RunRecord.open(result.champion.run_dir)
+    if target.resolve() == source.path.resolve():
+        raise UsageError(f"--promote {target} is the champion's own run directory; promote it "
+                         f"to another directory")
     test = source.evaluation().get("test")
     if test is None:
         from hookforge.run import Run
@@ -194,16 +200,44 @@ def promote(result: Comparison, target: str | Path) -> str:
     def fill(tmp: Path) -> None:
         source.copy_to(tmp, keep=lambda item: item.name != "trackers")  # their runs are the source's
         atomic_write_json(tmp / "champion.json", {
-            "source": str(source.path), "metric": primary.key,
+            "written_by": CHAMPION_MARK, "source": str(source.path), "metric": primary.key,
             "value": result.champion.values[primary.key], "threshold": result.threshold,
             "test": {k: v for k, v in test.items() if k != "confusion_matrix"},
             "promoted": datetime.now().astimezone().isoformat(timespec="seconds")})
 
-    atomic_write_dir(Path(target), fill)
+    atomic_write_dir(target, fill)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in test.items()
                        if isinstance(v, float) and k in ("accuracy", "f1_macro", "fbeta_macro",
                                                          "auroc_macro", "rmse", "r2"))
     return f"promoted {source.path} to {target} (test: {scores or 'no scalar metrics'})"
+
+
+CHAMPION_MARK = "hookforge compare --promote"
+
+
+def check_promote_target(target: Path) -> None:
+    """``--promote DIR`` replaces only what it wrote itself: nothing, an empty directory, or a
+    champion directory holding the champion.json of an earlier promotion. Anything else (another
+    run's record, a user's files, a file) is left untouched and is a UsageError."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir():
+        raise UsageError(f"--promote {target}: it exists and is not a directory; nothing was "
+                         f"touched")
+    if not any(target.iterdir()):
+        return
+    marker = target / "champion.json"
+    try:
+        mark = read_json(marker) if marker.is_file() else {}
+    except (OSError, ValueError):
+        mark = {}
+    # champion.json files from before the mark was written have `source` and `promoted`
+    ours = isinstance(mark, dict) and (mark.get("written_by") == CHAMPION_MARK
+                                       or {"source", "promoted", "threshold"} <= set(mark))
+    if not ours:
+        what = "a run directory" if (target / "run.json").is_file() else "files hookforge did not write"
+        raise UsageError(f"--promote {target}: it holds {what} (no champion.json from an earlier "
+                         f"promotion); choose an empty or new directory; nothing was touched")
 
 
 def _check_level(level: float) -> None:
@@ -230,7 +264,10 @@ def rank(rows: list[RunRow], objectives: list[Objective], threshold: float | Non
         raise UsageError(f"no run has the metric '{primary.key}'{did_you_mean(primary.key, known)}"
                          f"; the runs have: {', '.join(known[:20]) or 'no evaluation'}")
     sign = 1 if primary.direction == "maximize" else -1
-    scored.sort(key=lambda r: -sign * r.values[primary.key])  # type: ignore[operator]
+    # ties are broken by name, then run directory (or tracker run id): the same rule whatever
+    # order the runs came in (the command line, a tracker's search)
+    scored.sort(key=lambda r: (-sign * r.values[primary.key], str(r.name),  # type: ignore[operator]
+                               str(r.run_dir)))
     for i, row in enumerate(scored, 1):
         row.rank = i
         row.pareto = not any(_dominates(other, row, objectives) for other in scored if other is not row)
@@ -238,6 +275,7 @@ def rank(rows: list[RunRow], objectives: list[Objective], threshold: float | Non
     best = scored[0]
     value = best.values[primary.key]
     assert value is not None
+    tied = [r for r in scored[1:] if r.values[primary.key] == value]
     if threshold is None:
         champion, message = best, f"champion: {best.name} ({primary.key} = {value:.4g})"
     elif primary.better(value, threshold) or value == threshold:
@@ -248,6 +286,12 @@ def rank(rows: list[RunRow], objectives: list[Objective], threshold: float | Non
         champion = None
         message = (f"no champion: the best run {best.name} has {primary.key} = {value:.4g}, which "
                    f"does not clear the threshold {threshold:g}")
+    if tied and len(tied) + 1 == len(scored) and len(scored) > 1:
+        message += f"; every run has {primary.key} = {value:.4g}: the ranking tells nothing apart " \
+                   f"(ties broken by run name)"
+    elif tied:
+        message += (f"; tied with {', '.join(r.name for r in tied)} at {value:.4g} "
+                    f"(ties broken by run name)")
     return Comparison(objectives, rows, champion, threshold, level, message)
 
 

@@ -17,6 +17,7 @@ from hookforge.record import RunRecord
 def sync_run(run_dir: str | Path, tracker_name: str) -> str:
     """Replay ``run_dir`` into the tracker ``tracker_name``; returns the tracker's summary line."""
     record = RunRecord.open(run_dir)
+    verify_record_checkpoints(record)
     try:
         registry.find("tracker", tracker_name)
     except PluginError as exc:
@@ -29,3 +30,11 @@ def sync_run(run_dir: str | Path, tracker_name: str) -> str:
             options = {k: v for k, v in section.items() if k != "name" and v != REDACTED}
     tracker = cls(cls.Config.model_validate(options))
     return tracker.sync(record)
+
+
+def verify_record_checkpoints(record: RunRecord) -> None:
+    """Check every checkpoint of ``record`` as loading does (sha256 against checkpoint.json and
+    run.json), so that a tracker never receives weights that evaluate and predict would refuse."""
+    for tag in sorted(record.info().get("checkpoints") or {}):
+        if record.checkpoint_dir(tag) is not None:
+            record.verified_checkpoint(tag)

@@ -41,7 +41,7 @@ def test_plugins_env(tmp_path):
     site = fake_distribution(
         tmp_path / "test-plugins-site", "hookforge-test-plugins",
         "[hookforge.models]\ncrashing = faulty:Crashing\ninterrupting = faulty:Interrupting\n"
-        "majority = majority:Majority\n")
+        "majority = majority:Majority\ndisk_full = faulty:DiskFull\n")
     return {"PYTHONPATH": os.pathsep.join([str(site), str(PLUGINS_DIR)])}
 
 

@@ -28,6 +28,7 @@ from hookforge.fileio import (
     atomic_write_dir,
     atomic_write_json,
     atomic_write_text,
+    check_writable_dir,
     existing_dir,
     read_json,
     sha256_file,
@@ -67,16 +68,21 @@ class RunRecord:
         """A new, empty run directory: ``run_dir`` or ``OUTPUT_DIR/runs/<YYYYmmdd-HHMMSS>_<name>``."""
         if run_dir is not None:
             path = Path(run_dir)
-            if path.exists() and any(path.iterdir()):
+            if path.is_dir() and any(path.iterdir()):
                 raise UsageError(f"--run-dir {path} exists and is not empty; use --resume {path} "
                                  f"to continue that run, or choose another directory")
+            check_writable_dir(path, "--run-dir")
         else:
-            base = Path(output_dir) / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}_{_slug(name)}"
+            runs = check_writable_dir(Path(output_dir) / "runs", "run.output_dir: the run folder")
+            base = runs / f"{datetime.now():%Y%m%d-%H%M%S}_{_slug(name)}"
             path, n = base, 1
-            while path.exists():
-                n += 1
-                path = base.with_name(f"{base.name}-{n}")
-        path.mkdir(parents=True, exist_ok=True)
+            while True:  # exist_ok=False: two runs started in the same second get two folders
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    n += 1
+                    path = base.with_name(f"{base.name}-{n}")
         return cls(path)
 
     @classmethod
@@ -173,9 +179,11 @@ class RunRecord:
         return events
 
     def truncate_logs(self, after_step: int) -> None:
-        """Drop metric rows logged after ``after_step`` (work a resume will redo) and torn lines."""
+        """Drop metric rows logged after ``after_step`` (work a resume will redo) and torn lines.
+        A final evaluation (rows without an epoch) at the resume point itself is redone too."""
         if self.metrics_file.exists():
-            kept = [r for r in self.read_metrics() if r["step"] <= after_step]
+            kept = [r for r in self.read_metrics() if r["step"] < after_step
+                    or (r["step"] == after_step and (r["epoch"] is not None or after_step == 0))]
             lines = [",".join(METRICS_HEADER)]
             lines += [format_metric_row(r["step"], r["epoch"], r["split"], r["name"], r["value"])
                       for r in kept]
@@ -349,10 +357,16 @@ def _git_commit(cwd: str) -> dict[str, Any] | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs; a zombie (exited, not yet reaped by
+    its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state letter follows the parenthesised command name
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS...): os.kill's answer stands
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]

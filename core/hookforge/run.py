@@ -82,8 +82,10 @@ class Run:
 
     def __init__(self, config: ResolvedConfig, *, run_dir: str | Path | None = None,
                  record: RunRecord | None = None, plugins: Iterable[object] = (),
-                 command: list[str] | None = None, parent: dict[str, Any] | None = None) -> None:
+                 command: list[str] | None = None, parent: dict[str, Any] | None = None,
+                 evaluate_splits: Iterable[str] = ("val", "test")) -> None:
         self.config = config
+        self.evaluate_splits = tuple(evaluate_splits)  # what the final evaluation scores
         self.name = config.run.name
         self.seed = config.run.seed
         self.log_every_n_steps = config.run.log_every_n_steps
@@ -256,6 +258,8 @@ class Run:
     def fit(self) -> RunResult:
         """Load data, build the model, train it with the loop, evaluate val and test, and record
         everything. Exceptions propagate after the run is marked failed or interrupted."""
+        if not self.resumed:
+            self.preflight()
         self._open()
         status, result, evaluation = "failed", None, {}
         try:
@@ -277,7 +281,7 @@ class Run:
                     raise PluginError(f"loop '{self.loop.plugin_name}' returned no FitResult")
                 self.hook.hookforge_after_fit(run=self, model=model, result=result)
                 if self.stop_reason != "pruned" and self.primary:  # pruned: not worth the time
-                    splits = [s for s in ("val", "test") if s in dataset.splits]
+                    splits = [s for s in self.evaluate_splits if s in dataset.splits]
                     evaluation = self.evaluate(splits, model=model, dataset=dataset,
                                                step=result.steps, predictions=result.predictions)
             status = "finished"
@@ -288,10 +292,19 @@ class Run:
                                  f"{self.dir}`") from None
         except BaseException as exc:
             self._on_exception(exc)
+            if isinstance(exc, OSError) and self.record is not None:
+                exc.hookforge_run_dir = str(self.record.path)  # type: ignore[attr-defined]
             raise
         finally:
             self._close(status, result)
         return RunResult(self.record.path if self.record else None, status, evaluation, result)
+
+    def preflight(self) -> None:
+        """Every component's :meth:`~hookforge.components.Component.preflight`, before anything
+        is written."""
+        for component in (self.data, self.model, self.loop, *self.evaluators):
+            if component is not None:
+                component.preflight(self)
 
     def load_data(self) -> Dataset:
         dataset = self.hook.hookforge_load_data(run=self)
@@ -384,9 +397,10 @@ class Run:
     def predict(self, input_path: str | Path, output_path: str | Path) -> Path:
         """Read ``input_path`` with the run's data source, predict with the best checkpoint and
         write the predictions (CSV, or Parquet for a .parquet output) atomically."""
-        from hookforge.fileio import atomic_write_bytes
+        from hookforge.fileio import atomic_write_bytes, check_writable_parent
 
         output_path = Path(output_path)
+        check_writable_parent(output_path, "predict -o")
         frame = self.predictions(input_path)
         if output_path.suffix == ".parquet":
             import io

@@ -27,3 +27,12 @@ class Interrupting(Majority):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)
         super().fit(run, dataset)
+
+
+class DiskFull(Majority):
+    """Trains, then finds the disk full when its checkpoint is written."""
+
+    def save(self, directory: Any) -> None:
+        import errno
+
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory / "model.json"))

@@ -110,3 +110,7 @@ class Recorder:
     @hookimpl
     def hookforge_after_trial(self, session, trial):
         self.calls["hookforge_after_trial"] += 1
+
+    @hookimpl
+    def hookforge_after_search(self, session, result):
+        self.calls["hookforge_after_search"] += 1

@@ -42,11 +42,18 @@ def test_multilabel_reports_per_label_f1(text_config):
     config = text_config(data={"path": str(DATA / "criteria.csv"),
                                "label_columns": ["sleep", "appetite", "mood", "energy"],
                                "split": {"val": 0.2, "test": 0.2, "stratify": False}},
+                         model={"gradient_checkpointing": True},
                          loop={"epochs": 6, "monitor": "val/f1_micro"})
     result = hookforge.train(config)
     test = result.evaluation["test"]
-    assert {"f1_macro", "f1_micro", "auroc_macro", "hamming_loss", "f1_class_sleep"} <= set(test)
+    assert {"f1_macro", "f1_micro", "auroc_macro", "hamming_loss", "f1_class_sleep",
+            "exact_match", "partial_match", "jaccard_samples"} <= set(test)
     assert test["auroc_macro"] > 0.7
+    assert test["partial_match"] >= test["exact_match"] == test["accuracy"]
+    per_label = test["confusion_matrix_per_label"]
+    assert set(per_label) == {"sleep", "appetite", "mood", "energy"}
+    assert sum(map(sum, per_label["sleep"])) == test["n_samples"]
+    assert (result.run_dir / "figures" / "confusion_matrix_test.png").is_file()
     run = Run.open(result.run_dir)
     predictions = run.load_model().predict(np.array(["insomnia again and tired all the time"],
                                                     dtype=object))
@@ -157,3 +164,37 @@ def test_tune_from_python(hookforge_tmp):
     result = hookforge.tune(plan, ["searcher.n_trials=2", "loop.epochs=1"])
     assert [t.state for t in result.trials] == ["complete", "complete"]
     assert result.best and "val/f1_macro" in result.best[0].metrics
+
+
+def test_a_classifier_directory_with_another_label_count_gets_a_new_head(text_config, caplog):
+    three = hookforge.train(text_config(model={"export_merged": True}, loop={"epochs": 1}))
+    merged = three.run_dir / "checkpoints" / "best" / "merged"
+    config = text_config(data={"path": str(DATA / "criteria.csv"),
+                               "label_columns": ["sleep", "appetite", "mood", "energy"],
+                               "split": {"val": 0.2, "test": 0.2, "stratify": False}},
+                         model={"pretrained": str(merged), "config": None}, loop={"epochs": 1})
+    with caplog.at_level("WARNING", logger="hookforge"):
+        result = hookforge.train(config)
+    assert result.status == "finished"
+    assert any("3 labels and the data has 4" in r.message for r in caplog.records)
+
+
+def test_exclusive_options_and_a_resume_that_logs_the_parameter_counts_once(text_config,
+                                                                            hookforge_cli,
+                                                                            hookforge_tmp):
+    config = text_config(loop={"epochs": 1})
+    Path("c.yaml").write_text(yaml.safe_dump(config))
+    both = hookforge_cli("train", "-c", "c.yaml", f"model.pretrained={hookforge_tmp}")
+    assert both.returncode == 2 and "exclude each other" in both.stderr
+    done = hookforge_cli("train", "-c", "c.yaml", "--run-dir", "run")
+    assert done.returncode == 0, done.stderr
+    from hookforge.record import RunRecord
+
+    record = RunRecord.open(hookforge_tmp / "run")
+    record.update_info(status="interrupted")  # as a run killed during its final evaluation
+    resumed = hookforge_cli("train", "--resume", "run")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = [r for r in record.read_metrics() if r["name"] == "trainable_parameters"]
+    assert len(rows) == 1
+    evaluation_rows = [r for r in record.read_metrics() if r["split"] == "test"]
+    assert len(evaluation_rows) == len({r["name"] for r in evaluation_rows})  # recorded once

@@ -133,6 +133,42 @@ def test_early_stopping_stops_and_keeps_the_best(iris_mlp):
     assert info["stop_reason"] == "early_stopping"
 
 
+def test_a_run_killed_after_early_stopping_resumes_without_training_more(
+        iris_mlp, hookforge_cli, hookforge_tmp, killer_env):
+    """Killed after the stop decision and the final evaluation: the resumed run trains no extra
+    epoch and records the evaluation once."""
+    config = iris_mlp(epochs=30, optimizer={"name": "sgd", "lr": 1e-6},
+                      early_stopping={"metric": "val/accuracy", "patience": 2})
+    path = hookforge_tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    straight = hookforge_cli("train", "-c", path, "--run-dir", "straight")
+    assert straight.returncode == 0, straight.stderr
+    env = {**killer_env, "HOOKFORGE_TEST_KILL": "artifact:SIGKILL"}
+    killed = hookforge_cli("train", "-c", path, "--run-dir", "killed", env=env)
+    assert killed.returncode == -9, killed.stderr
+    resumed = hookforge_cli("train", "--resume", "killed", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    info = RunRecord.open(hookforge_tmp / "killed").info()
+    assert info["fit"]["epochs"] == RunRecord.open(hookforge_tmp / "straight").info()["fit"]["epochs"]
+    assert info["stop_reason"] == "early_stopping"
+    assert _metrics(hookforge_tmp / "killed") == _metrics(hookforge_tmp / "straight")
+
+
+def test_config_errors_found_before_the_run_directory_is_made(iris_mlp, hookforge_cli, hookforge_tmp):
+    path = hookforge_tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(iris_mlp(epochs=1)))
+    cases = [(["loop.device=cuda"], "CUDA is not available"),
+             (["model.hidden=[0]"], "model.hidden.0"),
+             (["run.seed=99999999999"], "run.seed")]
+    for overrides, message in cases:
+        result = hookforge_cli("train", "-c", path, "--run-dir", "never", *overrides)
+        assert result.returncode == 2 and message in result.stderr, (overrides, result.stderr)
+        assert not (hookforge_tmp / "never").exists(), overrides
+    typo = hookforge_cli("train", "-c", path, "loop.monitor=val/acuracy")
+    assert typo.returncode == 2
+    assert "loop.monitor 'val/acuracy' is not logged (did you mean 'val/accuracy'?)" in typo.stderr
+
+
 def test_regression_on_diabetes(tiny_config):
     result = hookforge.train(tiny_config(
         data={"name": "sklearn", "dataset": "diabetes"},

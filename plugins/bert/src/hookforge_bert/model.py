@@ -57,11 +57,19 @@ class BertConfigSection(ComponentConfig):
     threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: probability for a label")
     export_merged: bool = Field(False, description=("also save the model with LoRA merged in, as a "
                                                     "transformers directory (merged/) in checkpoints"))
+    gradient_checkpointing: bool = Field(False, description=(
+        "recompute activations in the backward pass: less memory for long texts or big batches, "
+        "about a third more compute"))
 
     @model_validator(mode="after")
     def _some_weights(self) -> BertConfigSection:
         if self.pretrained is None and self.config is None:
             raise ValueError("set pretrained (a model directory or 'minilm') or config (a random BERT)")
+        if self.config is not None and self.pretrained not in (None, "minilm"):
+            # 'minilm' is the default, so only a path given by the user conflicts
+            raise ValueError(f"pretrained ('{self.pretrained}') and config exclude each other: "
+                             f"pretrained loads trained weights, config builds a random BERT; "
+                             f"set one (pretrained=null to use config)")
         return self
 
 
@@ -99,6 +107,25 @@ class BertClassifier(TorchModel):
 
     tokenizer: Any = None
 
+    def preflight(self, run: Any) -> None:
+        """The model and tokenizer directories exist and ``data.max_length`` fits the model's
+        positions: known before any data is read or any run directory is made."""
+        c = self.config
+        path = resolve_path(c.pretrained, "pretrained") if c.config is None else None
+        if c.tokenizer:
+            resolve_path(c.tokenizer, "tokenizer")
+        data = run.config.data
+        max_length = getattr(data.options, "max_length", None) if data is not None else None
+        if max_length is None:
+            return
+        if path is not None:
+            limit = json.loads((path / "config.json").read_text()).get("max_position_embeddings")
+        else:
+            limit = (c.config or {}).get("max_position_embeddings", 512)
+        if isinstance(limit, int) and max_length > limit:
+            raise ConfigError(f"data.max_length={max_length} is above the model's position limit "
+                              f"({limit} tokens)")
+
     # -- the network -------------------------------------------------------------------------------
     def validate_data(self, dataset: Dataset) -> None:
         if dataset.task not in ("classification", "multilabel"):
@@ -129,17 +156,32 @@ class BertClassifier(TorchModel):
                 raise ConfigError(f"model.config: {exc}") from None
             module = AutoModelForSequenceClassification.from_config(config)
         else:
+            saved = json.loads((path / "config.json").read_text()).get("id2label") or {}
+            head_changes = bool(saved) and len(saved) != len(labels) and \
+                any("ForSequenceClassification" in a for a in
+                    json.loads((path / "config.json").read_text()).get("architectures") or [])
+            if head_changes:
+                import logging
+
+                logging.getLogger("hookforge").warning(
+                    "model.pretrained %s is a classifier with %d labels and the data has %d: its "
+                    "encoder is kept and a new classification head is trained", path, len(saved),
+                    len(labels))
             try:
                 module = AutoModelForSequenceClassification.from_pretrained(
-                    path, local_files_only=True, **options)
-            except (OSError, ValueError) as exc:
+                    path, local_files_only=True, ignore_mismatched_sizes=head_changes, **options)
+            except (OSError, ValueError, RuntimeError) as exc:
                 raise ConfigError(f"model.pretrained: cannot load {path}: "
-                                  f"{str(exc).splitlines()[0]}") from None
+                                  f"{str(exc).strip().splitlines()[0]}") from None
         limit = int(getattr(module.config, "max_position_embeddings", 512))
         max_length = int(info.extra.get("max_length", 128))
         if max_length > limit:
             raise ConfigError(f"data.max_length={max_length} is above the model's position limit "
                               f"({limit} tokens)")
+        if c.gradient_checkpointing:
+            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if c.lora.enabled:  # frozen embeddings: the checkpointed blocks need inputs with grads
+                module.enable_input_require_grads()
         if c.lora.enabled:
             module = self._with_lora(module)
         return module
@@ -174,8 +216,9 @@ class BertClassifier(TorchModel):
         super().build(run, dataset)
         total = sum(p.numel() for p in self.module.parameters())
         trainable = self.trainable_parameters()
-        run.log_metrics({"trainable_parameters": float(trainable), "total_parameters": float(total)},
-                        step=0, epoch=None, split="model")
+        if not run.resumed:  # recorded once, by the first attempt
+            run.log_metrics({"trainable_parameters": float(trainable),
+                             "total_parameters": float(total)}, step=0, epoch=None, split="model")
         run.emit("parameters", trainable=trainable, total=total, lora=self.config.lora.enabled)
 
     # -- batches -------------------------------------------------------------------------------------

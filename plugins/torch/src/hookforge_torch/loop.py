@@ -86,6 +86,11 @@ class SupervisedLoop(Loop):
 
     Config = SupervisedConfig
 
+    def preflight(self, run: Any) -> None:
+        from hookforge_torch import engine
+
+        engine.resolve_device(self.config.device)  # 'cuda' on a machine without one: say so now
+
     def fit(self, run: Any, model: Any, dataset: Any) -> FitResult:
         from hookforge_torch.trainer import Trainer
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -15,8 +15,8 @@ class MLP(TorchModel):
     """Multi-layer perceptron: Linear -> activation -> dropout blocks, then a linear head."""
 
     class Config(ComponentConfig):
-        hidden: list[int] = Field(default_factory=lambda: [128, 64],
-                                  description="width of each hidden layer")
+        hidden: list[Annotated[int, Field(ge=1)]] = Field(
+            default_factory=lambda: [128, 64], description="width of each hidden layer (1 or more)")
         activation: Literal["relu", "gelu", "tanh", "silu"] = Field("relu", description="activation")
         dropout: float = Field(0.1, ge=0, lt=1, description="dropout after each hidden layer")
         num_classes: int | None = Field(None, ge=2, description="output classes (default: from the data)")

@@ -330,8 +330,21 @@ class Trainer:
         else:
             run.log_metrics({k.split("/", 1)[1]: v for k, v in metrics.items()}, step=self.step,
                             epoch=self.epoch, split="val")
+        if epoch_end:
+            self._check_logged(metrics)
         self._track_best(metrics)
         self._early_stopping(metrics)
+
+    def _check_logged(self, metrics: dict[str, float]) -> None:
+        """The monitored and early-stopping metrics exist (a typo would silently mean no best
+        checkpoint, or no stopping): checked at the first epoch end, where every metric is."""
+        from hookforge.errors import did_you_mean
+
+        for option, name in (("loop.monitor", self.monitor),
+                             ("loop.early_stopping.metric", self.es_metric)):
+            if name and name not in metrics:
+                raise UsageError(f"{option} '{name}' is not logged{did_you_mean(name, metrics)}; "
+                                 f"logged: {', '.join(sorted(metrics)) or 'none'}")
 
     def _better(self, value: float, best: float | None, mode: str, delta: float = 0.0) -> bool:
         if best is None:
@@ -372,6 +385,9 @@ class Trainer:
             "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "best": {"value": self.best_value, "epoch": self.best_epoch},
             "early_stopping": {"best": self.es_best, "bad": self.es_bad},
+            # a stop already decided (early stopping, pruning) is part of what happens next: a run
+            # killed after it must not train another epoch on resume
+            "stop_reason": self.run.stop_reason if self.run.should_stop else None,
             "accumulators": {
                 "pending": torch.stack(self.pending).cpu() if self.pending else torch.zeros(0),
                 "epoch_loss_sum": self.epoch_loss_sum, "epoch_batches": self.epoch_batches,
@@ -412,6 +428,8 @@ class Trainer:
         self.epoch, self.batch, self.step = progress["epoch"], progress["batch"], progress["step"]
         self.best_value, self.best_epoch = state["best"]["value"], state["best"]["epoch"]
         self.es_best, self.es_bad = state["early_stopping"]["best"], state["early_stopping"]["bad"]
+        if state.get("stop_reason"):
+            self.run.should_stop, self.run.stop_reason = True, state["stop_reason"]
         acc = state["accumulators"]
         self.pending = list(acc["pending"].to(self.device).unbind(0))
         self.epoch_loss_sum, self.epoch_batches = acc["epoch_loss_sum"], acc["epoch_batches"]

@@ -27,7 +27,8 @@ _LAZY = {
     "StepResult": "hookforge.types", "FitResult": "hookforge.types",
     "CheckpointInfo": "hookforge.types", "TrialResult": "hookforge.types",
     "SearchResult": "hookforge.types", "SearchSession": "hookforge.search",
-    "tune": "hookforge.search",
+    "tune": "hookforge.search", "derive_seed": "hookforge.seeds", "seeded_split": "hookforge.splits",
+    "SplitConfig": "hookforge.splits",
     "RunRecord": "hookforge.record", "UsageError": "hookforge.errors",
     "ConfigError": "hookforge.errors", "DataError": "hookforge.errors",
     "PluginError": "hookforge.errors", "CheckpointError": "hookforge.errors",
@@ -71,6 +72,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from hookforge.record import RunRecord  # noqa: F401
     from hookforge.run import Run, RunResult, train  # noqa: F401
     from hookforge.search import SearchSession, tune  # noqa: F401
+    from hookforge.seeds import derive_seed  # noqa: F401
+    from hookforge.splits import SplitConfig, seeded_split  # noqa: F401
     from hookforge.types import (  # noqa: F401
         CheckpointInfo,
         Dataset,

@@ -33,10 +33,12 @@ log = logging.getLogger("hookforge")
 
 
 class ComponentConfig(BaseModel):
-    """Base of every component ``Config``: unknown keys are errors, values are validated on
-    assignment too."""
+    """Base of every component ``Config``: unknown keys are errors, floats must be finite, values
+    are validated on assignment too."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: an infinite or NaN float option (a temperature, a learning rate) is
+    # refused where it is given, not found as a NaN loss an epoch later
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class Component:
@@ -50,6 +52,11 @@ class Component:
 
     def __init__(self, config: BaseModel | None = None, **options: Any) -> None:
         self.config = config if config is not None else self.Config(**options)
+
+    def preflight(self, run: Run) -> None:
+        """Checks that need neither data nor a run directory (a device that exists, a model
+        directory that is there): called before the run directory is created, so a config that
+        cannot work leaves no failed run behind. Raise a ConfigError; return nothing."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
@@ -210,6 +217,9 @@ class Tracker(Component):
     def finalize(self, status: str) -> None:
         """Flush and close with the run's final status."""
 
+    def end_study(self, session: SearchSession, result: SearchResult) -> None:
+        """A search this tracker followed has ended (close the study's parent runs)."""
+
     # -- replay of a local record (``hookforge sync``) --------------------------------------
     def sync(self, record: Any) -> str:
         """Replay a finished run record into this tracker. Trackers that can do so idempotently
@@ -284,6 +294,10 @@ class Tracker(Component):
     def hookforge_on_exception(self, error: BaseException) -> None:
         self._guard("log_event", "exception", {"type": type(error).__name__,
                                                "message": str(error)})
+
+    @hookimpl
+    def hookforge_after_search(self, session: SearchSession, result: SearchResult) -> None:
+        self._guard("end_study", session, result)
 
     @hookimpl
     def hookforge_run_end(self, status: str) -> None:

@@ -104,3 +104,27 @@ def plot_confusion_matrix(matrix: Any, classes: list[str], title: str, path: Pat
             label.set_horizontalalignment("right")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_label_confusions(matrices: Any, labels: list[str], title: str, path: Path) -> Path:
+    """Multi-label: one small 2x2 confusion matrix per label (true no/yes against predicted
+    no/yes), in a grid of up to 24 labels."""
+    import math
+
+    shown = list(zip(labels, matrices, strict=True))[:24]
+    cols = min(4, len(shown)) or 1
+    rows = math.ceil(len(shown) / cols) or 1
+    fig = new_figure(2.4 * cols, 2.4 * rows + 0.4)
+    for i, (label, matrix) in enumerate(shown):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.imshow(matrix, interpolation="nearest", cmap="viridis")
+        threshold = (matrix.max() + matrix.min()) / 2.0
+        for (r, c), count in [((r, c), int(matrix[r][c])) for r in range(2) for c in range(2)]:
+            ax.text(c, r, str(count), ha="center", va="center",
+                    color="white" if count < threshold else "black", fontsize=8)
+        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["no", "yes"], yticklabels=["no", "yes"])
+        ax.set_title(label[:24], fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)

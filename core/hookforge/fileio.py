@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hookforge.errors import UsageError
+
 
 def _unique_sibling(path: Path, prefix: str) -> Path:
     return path.parent / f"{prefix}{path.name}.{secrets.token_hex(6)}.tmp"
@@ -99,3 +101,41 @@ def existing_dir(target: Path) -> Path | None:
         return target
     old = target.parent / f".old-{target.name}"
     return old if old.is_dir() else None
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def check_writable_dir(path: Path, what: str) -> Path:
+    """Create ``path`` (and its parents) if needed and make sure files can be written in it;
+    anything else is a UsageError naming ``what``, the path and the reason (a file in the way,
+    a read-only file system, /proc...). Checked by writing and removing a probe file, since the
+    permission bits say nothing to root or about a read-only mount."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = _unique_sibling(path / "probe", ".")
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise UsageError(f"{what} {path}: a file is in the way (a directory is needed)") from None
+    except NotADirectoryError:
+        raise UsageError(f"{what} {path}: a part of the path is a file, not a directory") from None
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot write there ({_os_reason(exc)})") from None
+    return path
+
+
+def check_writable_parent(path: Path, what: str) -> None:
+    """``path`` is a file to write: its folder must be writable and ``path`` not a directory."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path}: is a directory (a file name is needed)")
+    check_writable_dir(path.parent if str(path.parent) else Path("."), what)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system fault: the path, the OS's reason."""
+    where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+    return f"file-system error at{where}: {_os_reason(exc)}" if where else \
+        f"file-system error: {_os_reason(exc)}"

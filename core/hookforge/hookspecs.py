@@ -225,3 +225,10 @@ def hookforge_search(session: SearchSession) -> SearchResult:
 @hookspec
 def hookforge_after_trial(session: SearchSession, trial: TrialResult) -> None:
     """Called after each trial of a search ended (complete, pruned or failed). Broadcast."""
+
+
+@hookspec
+def hookforge_after_search(session: SearchSession, result: SearchResult) -> None:
+    """Called once after the searcher returned, with its result (every stage it ran is in
+    ``result.extra["stages"]`` for a staged plan); study-level trackers close their parent runs
+    here. Broadcast."""

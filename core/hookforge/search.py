@@ -73,9 +73,13 @@ class SearchSession:
             self.pm.register(plugin)
 
     def search(self) -> SearchResult:
+        from hookforge.fileio import check_writable_dir
+
+        check_writable_dir(self.study_dir, "run.output_dir: the study folder")
         result = self.hook.hookforge_search(session=self)
         if result is None:
             raise UsageError(f"searcher '{self.config.searcher.name}' returned no result")
+        self.hook.hookforge_after_search(session=self, result=result)
         return result
 
     # -- trials -------------------------------------------------------------------------------
@@ -106,10 +110,17 @@ class SearchSession:
         return resolve(raw, source=f"trial '{name}'")
 
     def run_trial(self, overrides: dict[str, Any], *, number: int, directory: Path | None = None,
-                  metric: str | list[str] | None = None, plugins: Iterable[object] = ()) -> TrialResult:
+                  metric: str | list[str] | None = None, plugins: Iterable[object] = (),
+                  score_test: bool = False) -> TrialResult:
         """Train the base config with ``overrides`` as its own run. Bad input (an unknown path, a
-        metric that was never logged) raises; a crash inside the trial marks it failed."""
+        metric that was never logged) raises; a crash inside the trial marks it failed.
+
+        A trial is evaluated on ``val`` only: scoring test in every trial invites choosing on
+        test. ``score_test`` is for refits of the chosen config."""
         from hookforge.run import Run
+
+        if metric is not None:
+            check_objectives([metric] if isinstance(metric, str) else metric)
 
         name = f"{self.study}-{self.stage + '-' if self.stage else ''}trial{number:04d}"
         config = self.trial_config(overrides, name)
@@ -120,7 +131,7 @@ class SearchSession:
         if reused is not None:
             return reused
         run = Run(config, run_dir=run_dir, plugins=[*self.plugins, *plugins], command=self.command,
-                  parent=parent)
+                  parent=parent, evaluate_splits=("val", "test") if score_test else ("val",))
         started = time.time()
         state, error = "complete", None
         try:
@@ -152,9 +163,16 @@ class SearchSession:
                 run_dir.rmdir()
             return None
         record = RunRecord(run_dir)
-        info = record.info()
+        try:
+            info = record.info()
+        except (OSError, ValueError):
+            info = {}
+        if (info.get("parent") or {}).get("study") != self.study:
+            # not a trial of this study: hookforge deletes only what it wrote itself
+            raise UsageError(f"{run_dir} holds a record that is not a trial of study "
+                             f"'{self.study}'; move it away or choose another run.output_dir")
         if info.get("status") != "finished" or info.get("parent") != parent:
-            shutil.rmtree(run_dir)
+            shutil.rmtree(run_dir)  # an unfinished or outdated attempt of this study's trial
             return None
         metrics = trial_metrics(record)
         state = "pruned" if info.get("stop_reason") == "pruned" else "complete"
@@ -164,6 +182,77 @@ class SearchSession:
             trial.value = objective_value(metrics, metric)
         log.info("trial %d already finished in %s; reusing it", number, run_dir)
         return trial
+
+
+class SearchProgress:
+    """One line per finished trial on the ``hookforge`` logger: the stage, trial i of n, its
+    outcome, the best value so far, elapsed time and an ETA from the mean trial time."""
+
+    def __init__(self, total: int, metric: str | None, direction: str | None,
+                 stage: str | None = None, done: int = 0) -> None:
+        self.total, self.metric, self.direction, self.stage = total, metric, direction, stage
+        self.done, self.started, self.run_here = done, time.time(), 0
+        self.best: tuple[float, int] | None = None
+
+    def update(self, trial: TrialResult) -> None:
+        self.done += 1
+        self.run_here += 1
+        value = trial.value[0] if isinstance(trial.value, list) else trial.value
+        if trial.state == "complete" and isinstance(value, (int, float)) and self.direction:
+            better = self.best is None or (value > self.best[0] if self.direction == "maximize"
+                                           else value < self.best[0])
+            if better:
+                self.best = (float(value), trial.number)
+        elapsed = time.time() - self.started
+        left = max(self.total - self.done, 0)
+        eta = elapsed / self.run_here * left
+        outcome = trial.state if not isinstance(value, (int, float)) else f"{value:.4g}"
+        best = f"best {self.best[0]:.4g} (#{self.best[1]})" if self.best else "best -"
+        where = f"stage {self.stage}: " if self.stage else ""
+        log.info("%strial %d/%d  #%d %s  %s  elapsed %s  eta %s", where, min(self.done, self.total),
+                 self.total, trial.number, outcome, best, _duration(elapsed), _duration(eta))
+
+
+def _duration(value: float) -> str:
+    seconds = round(value)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def check_objectives(metrics: list[str]) -> None:
+    """Search objectives are validation metrics: choosing a configuration by its test score
+    leaks the test split into the choice."""
+    for metric in metrics:
+        if metric.split("/", 1)[0] == "test":
+            raise ConfigError(f"search metric '{metric}': trials are not scored on the test split "
+                              f"(choosing on test biases it); use val/{metric.split('/', 1)[-1]} "
+                              f"and score the refit or champion on test")
+
+
+def best_trials(trials: list[TrialResult], direction: str) -> tuple[list[TrialResult], str]:
+    """The complete trials with the best value (several when they tie) and a line that says so
+    when they do, or when every trial scored the same. Ties keep the lowest trial number first,
+    the rule every ``compare`` path uses too."""
+    done = [t for t in trials if t.state == "complete" and isinstance(t.value, (int, float))]
+    if not done:
+        return [], "no trial completed with a value"
+    sign = -1 if direction == "maximize" else 1
+    ordered = sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    best_value = ordered[0].value
+    tied = [t for t in ordered if t.value == best_value]
+    if len(done) > 1 and len(tied) == len(done):
+        note = f"every trial scored the same ({best_value:.6g}): the search told nothing apart; " \
+               f"trial {tied[0].number} is kept"
+    elif len(tied) > 1:
+        note = (f"trials {', '.join(str(t.number) for t in tied)} tie at {best_value:.6g}; "
+                f"trial {tied[0].number} (the first) is kept")
+    else:
+        note = ""
+    return tied, note
 
 
 def trial_metrics(record: RunRecord | None) -> dict[str, float]:

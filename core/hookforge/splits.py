@@ -36,7 +36,7 @@ def fingerprint_bytes(*chunks: bytes) -> str:
 
 
 def seeded_split(run: Run, y: Any, task: str, config: SplitConfig, *, fingerprint: str,
-                 source: str) -> dict[str, Any]:
+                 source: str, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
     """Row indices of train/val/test: the saved ones if this run split before (the data must not
     have changed), else a new split seeded by ``run.seed`` (stratified for classification)."""
     import numpy as np
@@ -48,7 +48,12 @@ def seeded_split(run: Run, y: Any, task: str, config: SplitConfig, *, fingerprin
             raise DataError(f"{source}: the data changed since this run split it "
                             f"(splits.json fingerprint differs)")
         return {k: np.asarray(v, dtype=np.int64) for k, v in saved["indices"].items()}
-    index = np.arange(len(y))
+    fixed = {k: np.asarray(v, dtype=np.int64) for k, v in (fixed or {}).items()}
+    # rows of pre-split files (data.val_path, data.test_path) are that split's; the rest is cut
+    assigned = np.concatenate([*fixed.values(), np.zeros(0, np.int64)])
+    index = np.setdiff1d(np.arange(len(y)), assigned)
+    val_fraction = 0.0 if "val" in fixed else config.val
+    test_fraction = 0.0 if "test" in fixed else config.test
     stratify = task == "classification" and config.stratify
 
     def cut(idx: Any, fraction: float, labels: Any) -> tuple[Any, Any]:
@@ -61,8 +66,9 @@ def seeded_split(run: Run, y: Any, task: str, config: SplitConfig, *, fingerprin
             raise DataError(f"{source}: cannot split {len(idx)} rows (val={config.val}, "
                             f"test={config.test}): {exc}") from None
 
-    rest, test = cut(index, config.test, y)
-    train, val = cut(rest, config.val / (1 - config.test), y[rest])
+    rest, test = cut(index, test_fraction, y[index])
+    train, val = cut(rest, val_fraction / (1 - test_fraction), y[rest])
+    val, test = fixed.get("val", val), fixed.get("test", test)
     indices = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
     if run.record is not None:
         run.record.write_json("splits.json", {

@@ -150,8 +150,7 @@ def plugins_show(kind: str, name: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
-              help="YAML config file.")
+@click.option("-c", "--config", "config_file", help="YAML config file.")
 @click.option("--data", help="Select the data source by name.")
 @click.option("--model", help="Select the model by name.")
 @click.option("--loop", help="Select the training loop by name.")
@@ -205,8 +204,8 @@ def _print_evaluation(evaluation: dict[str, dict[str, Any]]) -> None:
 
 
 @cli.command()
-@click.option("-c", "--config", "config_file", required=True, type=click.Path(dir_okay=False),
-              help="YAML config with a 'searcher' section (or a plan).")
+@click.option("-c", "--config", "config_file",
+              help="YAML config with a 'searcher' section (or a plan); or --data and --model.")
 @click.option("--stage", help="Run only this stage of a multi-stage plan.")
 @click.option("--storage", help="Study storage URL (e.g. sqlite:///study.db, postgresql://...).")
 @click.option("--study", help="Study name (default: run.name).")
@@ -218,7 +217,7 @@ def _print_evaluation(evaluation: dict[str, dict[str, Any]]) -> None:
 @click.option("--tracker", "trackers", multiple=True,
               help="Add a tracker (repeatable): each trial is a run in it, nested under the study.")
 @_overrides_argument()
-def search(config_file: str, stage: str | None, storage: str | None, study: str | None,
+def search(config_file: str | None, stage: str | None, storage: str | None, study: str | None,
            workers: int, searcher_name: str | None, data: str | None, model: str | None,
            trackers: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     """Search hyper-parameters with the configured searcher.
@@ -244,11 +243,14 @@ def search(config_file: str, stage: str | None, storage: str | None, study: str 
             plain.append(item)
     if searcher_name:
         plain.insert(0, f"searcher={searcher_name}")
-    raw = apply_shortcuts(read_yaml(config_file), data=data, model=model, trackers=trackers)
+    if not config_file and not (data and model):
+        raise click.UsageError("give a config file with -c FILE, or at least --data and --model")
+    raw = apply_shortcuts(read_yaml(config_file) if config_file else {}, data=data, model=model,
+                          trackers=trackers)
     raw = apply_overrides(raw, plain)
     if sweep and not (raw.get("searcher") or {}).get("name"):
         raw.setdefault("searcher", {})["name"] = "grid"  # a command-line sweep needs no section
-    config = resolve(raw, source=config_file)
+    config = resolve(raw, source=config_file or "<command line>")
     session = SearchSession(config, study=study, stage=stage, storage=storage, workers=workers,
                             sweep=sweep, command=["hookforge", *sys.argv[1:]])
     result = session.search()
@@ -276,15 +278,19 @@ def _split_top_level(value: str) -> list[str]:
 
 
 def _print_trials(result: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     metric = result.extra.get("metric")
     metrics = result.extra.get("metrics") or [metric or "value"]  # several: a Pareto front
     table = Table(title=f"study {result.study}: {len(result.trials)} trials")
     params = sorted({k for t in result.trials for k in t.params})
-    for column in ["#", "state", *params, *metrics, "run dir"]:
-        table.add_column(str(column))
+    table.add_column("#", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for param in params:  # parameter values may wrap; objective columns stay whole
+        table.add_column(_short_key(param), overflow="fold")
+    for name in metrics:
+        table.add_column(str(name), no_wrap=True, min_width=len(str(name)))
+    table.add_column("run dir", overflow="fold")
     best_numbers = {t.number for t in result.best}
     for t in result.trials:
         value = t.value if t.value is not None else (t.metrics.get(metric) if metric else None)
@@ -292,12 +298,75 @@ def _print_trials(result: Any) -> None:
         shown = [f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
                  for v in values]
         shown[-1] += " *" if t.number in best_numbers else ""
-        table.add_row(str(t.number), t.state, *[str(t.params.get(p, "")) for p in params],
-                      *shown, str(t.run_dir or ""))
-    console = Console(width=160)
+        table.add_row(str(t.number), t.state, *[_short_value(t.params.get(p, "")) for p in params],
+                      *shown, _short_dir(t.run_dir, result.output_dir))
+    console = _console()
     console.print(table)
+    if result.extra.get("note"):
+        click.echo(f"note: {result.extra['note']}")
+    for stage in result.extra.get("stages") or []:
+        click.echo(_stage_summary(stage))
     if result.output_dir:
         click.echo(f"study outputs: {result.output_dir}")
+
+
+def _console() -> Any:
+    """A rich console as wide as the terminal, or 100 columns when output is not a terminal."""
+    import shutil
+
+    from rich.console import Console
+
+    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    return Console(width=width)
+
+
+def _short_key(dotted: str, limit: int = 16) -> str:
+    """``loop.optimizer.weight_decay`` -> ``…weight_decay``: the end of a path says the most."""
+    if len(dotted) <= limit:
+        return dotted
+    parts = dotted.split(".")
+    kept = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(part) + 1 + len(kept) > limit - 1:
+            break
+        kept = f"{part}.{kept}"
+    return f"…{kept}"
+
+
+def _short_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _short_dir(run_dir: Any, output_dir: Any) -> str:
+    if not run_dir:
+        return ""
+    from pathlib import Path
+
+    try:  # under the study outputs printed below the table: the trial's own folder says it
+        Path(run_dir).relative_to(Path(output_dir))
+        return Path(run_dir).name
+    except (ValueError, TypeError):
+        return str(run_dir)
+
+
+def _stage_summary(stage: dict[str, Any]) -> str:
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(stage["trials"].items()))
+    line = f"stage {stage['stage']}: {counts or 'no trials'}"
+    refit = stage.get("refit")
+    if refit:
+        line += (f"; mean {refit['mean']:.4f} ± {refit['std']:.4f} over {refit['n']} seeds "
+                 f"[{refit['ci_low']:.4f}, {refit['ci_high']:.4f}] ({refit['method']})")
+    elif stage.get("best_value") is not None:
+        value = stage["best_value"]
+        shown = ", ".join(f"{v:.4g}" for v in value) if isinstance(value, list) else f"{value:.4g}"
+        params = ", ".join(f"{_short_key(k)}={_short_value(v)}"
+                           for k, v in (stage.get("best_params") or {}).items())
+        line += f"; best {shown}" + (f" ({params})" if params else "")
+    if stage.get("note"):
+        line += f"; {stage['note']}"
+    return line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,9 +517,13 @@ def _dispatch(argv: list[str] | None) -> None:
             sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:  # one line, as for every usage error, not Click's block
+        command = exc.ctx.command_path if exc.ctx is not None else "hookforge"
+        click.echo(f"hookforge: error: {exc.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("hookforge: interrupted", err=True)
         sys.exit(130)
@@ -468,6 +541,18 @@ def _dispatch(argv: list[str] | None) -> None:
         import traceback
 
         traceback.print_exc()
+        sys.exit(1)
+    except OSError as exc:  # disk full, a read-only checkpoint folder...: not a bug to trace
+        from hookforge.fileio import describe_os_error
+
+        if _debug:
+            import traceback
+
+            traceback.print_exc()
+        run_dir = getattr(exc, "hookforge_run_dir", None)
+        hint = (f"; the run is marked failed and `hookforge train --resume {run_dir}` continues it "
+                f"once that is fixed") if run_dir else ""
+        click.echo(f"hookforge: error: {describe_os_error(exc)}{hint}", err=True)
         sys.exit(1)
     except Exception:
         import traceback

@@ -42,7 +42,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         # libyaml's parser where PyYAML has it: ten times faster (records are read per trial,
         # and again by the trackers' model logging)
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = yaml.load(text, Loader=_unique_key_loader())
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}:{exc.line}: '{exc.key}' is given twice (lines {exc.first} and "
+                          f"{exc.line}); keep one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -54,6 +57,44 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the config must be a mapping of sections, got "
                           f"{type(data).__name__}")
     return data
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, line: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.line = key, first, line
+
+
+_loader_class: Any = None
+
+
+def _unique_key_loader() -> Any:
+    """PyYAML's safe loader (libyaml's where present) refusing a key given twice in one mapping,
+    which YAML's spec forbids but PyYAML silently resolves by keeping the last one."""
+    global _loader_class
+    if _loader_class is None:
+        import yaml
+
+        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+        class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    line = key_node.start_mark.line + 1
+                    try:
+                        if key in seen:
+                            raise _DuplicateKey(key, seen[key], line)
+                        seen[key] = line
+                    except TypeError:  # an unhashable key: PyYAML's own error follows
+                        break
+                return super().construct_mapping(node, deep=deep)
+
+        _loader_class = UniqueKeyLoader
+    return _loader_class
 
 
 def parse_scalar(text: str) -> Any:

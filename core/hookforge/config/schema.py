@@ -26,7 +26,8 @@ class RunSection(ComponentConfig):
     """The ``run`` section: what every run has whatever its components."""
 
     name: str = Field("run", min_length=1, description="run name, part of the run directory name")
-    seed: int = Field(42, ge=0, description="seeds python, numpy and every plugin's RNGs")
+    seed: int = Field(42, ge=0, le=2**32 - 1,
+                      description="seeds python, numpy and every plugin's RNGs (0 to 2**32-1)")
     output_dir: str = Field("outputs", description="runs go to OUTPUT_DIR/runs/, searches to OUTPUT_DIR/hpo/")
     progress: bool = Field(True, description="show a progress bar when stderr is a terminal")
     log_every_n_steps: int = Field(50, ge=1, description="aggregate per-step values over this many steps")
@@ -91,17 +92,52 @@ class ResolvedConfig:
         return out
 
 
+def _keys_at(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """The field names of the section at ``loc`` inside ``model`` (``["split"]`` -> the keys of
+    the split section), so an unknown nested key is matched against its own section's keys."""
+    import typing
+
+    def section_type(annotation: Any) -> tuple[Any, bool]:
+        """The BaseModel inside ``annotation`` (Optional, Union, dict or list of it), and whether
+        a key or index sits between (dict[str, Model], list[Model])."""
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation, False
+        keyed = typing.get_origin(annotation) in (dict, list)
+        for arg in typing.get_args(annotation):
+            found, inner = section_type(arg)
+            if found is not None:
+                return found, keyed or inner
+        return None, False
+
+    current: Any = model
+    parts = list(loc)
+    while parts:
+        fields = getattr(current, "model_fields", None)
+        part = parts.pop(0)
+        if fields is None or part not in fields:
+            return []
+        current, keyed = section_type(fields[part].annotation)
+        if current is None:
+            return []
+        if keyed and parts:
+            parts.pop(0)  # the dict key or list index
+    return list(getattr(current, "model_fields", {}))
+
+
 def format_validation_error(exc: ValidationError, prefix: str, source: str,
-                            fields: list[str]) -> str:
-    """One line from a pydantic error: where, what was given, what was expected."""
+                            fields: list[str], model: type[BaseModel] | None = None) -> str:
+    """One line from a pydantic error: where, what was given, what was expected. With ``model``
+    (the section's Config), an unknown key nested in a sub-section is matched against that
+    sub-section's own keys."""
     errors = exc.errors()
     first = errors[0]
     loc = [str(p) for p in first["loc"]]
     path = ".".join([prefix, *loc]) if prefix else ".".join(loc)
     kind = first["type"]
     if kind == "extra_forbidden":
-        hint = did_you_mean(loc[-1], fields) if len(loc) == 1 else ""
-        known = f"; known keys: {', '.join(fields)}" if fields and not hint else ""
+        siblings = _keys_at(model, loc[:-1]) if model is not None else (fields if len(loc) == 1 else [])
+        hint = did_you_mean(loc[-1], siblings)
+        known = f"; known keys: {', '.join(siblings)}" if siblings and not hint else ""
         message = f"unknown key '{path}'{hint}{known}"
     elif kind == "missing":
         message = f"missing required key '{path}'"
@@ -140,7 +176,8 @@ def _component(kind: str, section: Any, path: str, source: str) -> ComponentSpec
         validated = config_cls.model_validate(options)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, path, source,
-                                                  list(config_cls.model_fields))) from None
+                                                  list(config_cls.model_fields),
+                                                  config_cls)) from None
     return ComponentSpec(kind, name, cls, validated, path)
 
 
@@ -159,7 +196,8 @@ def resolve(raw: dict[str, Any], *, source: str = "<config>",
         run = RunSection.model_validate(run_section)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, "run", source,
-                                                  list(RunSection.model_fields))) from None
+                                                  list(RunSection.model_fields),
+                                                  RunSection)) from None
     for section in require:
         if not config.get(section):
             kind = SECTIONS[section] or section

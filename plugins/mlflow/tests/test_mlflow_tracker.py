@@ -57,7 +57,7 @@ def test_sqlite_store_holds_params_metrics_tags_artifacts(hookforge_cli, hookfor
     state = json.loads((hookforge_tmp / "r" / "trackers" / "mlflow.json").read_text())
     run = client(uri).get_run(state["run_id"])
     assert run.info.status == "FINISHED"
-    assert client(uri).get_experiment(run.info.experiment_id).name == "quickstart"
+    assert client(uri).get_experiment(run.info.experiment_id).name == "quickstart-train"
     assert run.data.params["model.name"] == "centroid"
     assert run.data.tags["hookforge.model"] == "centroid"
     assert run.data.tags["hookforge.version"] == hookforge.__version__
@@ -166,12 +166,14 @@ def test_grid_trials_are_nested_under_a_study_run(tiny_config):
                   "params": {"model.metric": ["euclidean", "manhattan"]}}))
     SearchSession(config, study="nested").search()
     c = client("sqlite:///hpo.db")
-    experiment = c.get_experiment_by_name("nested")
+    experiment = c.get_experiment_by_name("nested-hpo")  # a search's own experiment
     runs = c.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("hookforge.role") == "study"]
     trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(trials) == 2
     assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parents[0].info.run_id}
+    assert parents[0].info.status == "FINISHED"  # the study's parent run is closed at its end
+    assert len({t.info.run_name for t in trials}) == 2
 
 
 def test_search_tracker_option_nests_each_trial(hookforge_cli, hookforge_tmp):
@@ -181,7 +183,7 @@ def test_search_tracker_option_nests_each_trial(hookforge_cli, hookforge_tmp):
                            f"run.output_dir={hookforge_tmp / 'outputs'}")
     assert result.returncode == 0, result.stderr
     c = client(f"sqlite:///{hookforge_tmp / 'mlruns.db'}")  # the default URI, in the working dir
-    runs = c.search_runs([c.get_experiment_by_name("cli-sweep").experiment_id])
+    runs = c.search_runs([c.get_experiment_by_name("cli-sweep-hpo").experiment_id])
     trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(runs) == 3 and len(trials) == 2
     assert {t.data.params["model.metric"] for t in trials} == {"euclidean", "manhattan"}
@@ -194,16 +196,18 @@ def test_champion_is_registered_only_above_the_threshold(tiny_config, hookforge_
                                     run={"name": "champ"},
                                     trackers=["local", {"name": "mlflow", "tracking_uri": uri}]))
     env = {"MLFLOW_TRACKING_URI": uri}
-    refused = hookforge_cli("compare", "--tracker", "mlflow", "--experiment", "champ",
-                            "--metric", "val/accuracy", "--threshold", "1.01", env=env)
+    refused = hookforge_cli("compare", "--tracker", "mlflow", "--experiment", "champ-train",
+                            "--register-as", "champ", "--metric", "val/accuracy", "--threshold", "1.01",
+                            env=env)
     assert refused.returncode == 0, refused.stderr
     assert "no champion" in refused.stdout
     from mlflow.exceptions import MlflowException
 
     with pytest.raises(MlflowException):
         client(uri).get_registered_model("champ")
-    promoted = hookforge_cli("compare", "--tracker", "mlflow", "--experiment", "champ",
-                             "--metric", "val/accuracy", "--threshold", "0.5", "--json", env=env)
+    promoted = hookforge_cli("compare", "--tracker", "mlflow", "--experiment", "champ-train",
+                             "--register-as", "champ", "--metric", "val/accuracy", "--threshold", "0.5",
+                             "--json", env=env)
     assert promoted.returncode == 0, promoted.stderr
     data = json.loads(promoted.stdout)
     assert "registered as version 1 of model 'champ' (alias champion)" in data["message"]

@@ -89,8 +89,16 @@ def test_four_stage_plan_narrows_refits_and_skips_finished_stages(plan, hookforg
     for key in ("val/accuracy", "test/accuracy"):
         stats = refit["stats"][key]
         assert stats["n"] == 3 and stats["ci_low"] <= stats["mean"] <= stats["ci_high"]
+        assert 0 <= stats["ci_low"] and stats["ci_high"] <= 1  # a bounded metric's interval
     seeds = {json.loads((Path(r["run_dir"]) / "run.json").read_text())["seed"] for r in refit["runs"]}
     assert seeds == {1, 2, 3}
+    # each stage draws from its own derived seed: coarse does not replay sanity's configurations
+    first = [t["params"] for t in trials(study / "sanity")]
+    assert first != [t["params"] for t in trials(study / "coarse")][:2]
+    # trials are scored on val only; the refit, which reports the final numbers, on test too
+    assert all(not any(k.startswith("test/") for k in t["metrics"]) for t in trials(study / "coarse"))
+    assert "stage coarse: 5 complete; best" in result.stdout and "stage refit:" in result.stdout
+    assert "stage fine: trial 3/3" in result.stderr  # progress lines
 
     again = hookforge_cli("search", "-c", config)
     assert again.returncode == 0
@@ -119,7 +127,8 @@ def test_a_narrowing_stage_continues_the_earlier_stages_search(plan, hookforge_c
 
 def test_pruned_trials_are_recorded_as_pruned(plan, hookforge_cli, hookforge_tmp):
     config = plan({
-        "n_trials": 6, "sampler": {"name": "random"},
+        # sampler seed 3: the first draw is the good rate, then bad ones that can be pruned
+        "n_trials": 6, "sampler": {"name": "random", "seed": 3},
         "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
         "space": {"loop.optimizer.lr": {"type": "categorical", "choices": [0.05, 1.0e-7]}}},
         model={"name": "mlp", "hidden": [16]},
@@ -242,7 +251,7 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(plan, hookforg
                        and json.loads((p / "run.json").read_text()).get("status") == "finished"}
     rerun = subprocess.run(command, cwd=hookforge_tmp, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert "left running by a stopped worker; marked failed" in rerun.stderr
+    assert "left running by a stopped process; marked failed" in rerun.stderr
     rows = trials(hookforge_tmp / STUDY / "search")
     states = [t["state"] for t in rows]
     assert states.count("complete") == 6 and states.count("failed") == 1
@@ -293,3 +302,33 @@ def test_other_samplers(sampler, plan, hookforge_cli, hookforge_tmp):
     assert len(rows) == 2 and {r["state"] for r in rows} == {"complete"}
     if sampler == "grid":
         assert {r["params"]["model.metric"] for r in rows} == {"euclidean", "manhattan"}
+
+
+def test_bounded_intervals_stay_inside_their_bounds():
+    import numpy as np
+    from hookforge_optuna.study import seed_interval
+
+    two = seed_interval(np.array([0.71, 0.99]), 0.95, bounded=True)
+    assert 0 < two["ci_low"] < two["mean"] < two["ci_high"] < 1
+    assert two["method"] == "t on the logit scale"
+    plain = seed_interval(np.array([0.71, 0.99]), 0.95, bounded=False)
+    assert plain["ci_high"] > 1 and plain["method"] == "t"  # why the bounded one exists
+    same = seed_interval(np.array([1.0, 1.0]), 0.95, bounded=True)
+    assert same["ci_low"] == same["ci_high"] == 1.0
+
+
+def test_a_trial_killed_before_its_owner_was_recorded_is_failed_and_replaced(plan, hookforge_cli,
+                                                                             hookforge_tmp):
+    import optuna
+
+    config = plan({"n_trials": 3, "space": SPACE})
+    (hookforge_tmp / STUDY).mkdir(parents=True)
+    storage = f"sqlite:///{hookforge_tmp / STUDY / 'study.db'}"  # the default storage
+    study = optuna.create_study(storage=storage, study_name="hpo.search", direction="maximize")
+    study.ask()  # created, and the process died before it recorded its owner
+    result = hookforge_cli("search", "-c", config)
+    assert result.returncode == 0, result.stderr
+    assert "trial 0 of hpo.search was left running by a stopped process" in result.stderr
+    states = [t.state for t in optuna.load_study(study_name="hpo.search", storage=storage).trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    assert optuna.trial.TrialState.RUNNING not in states

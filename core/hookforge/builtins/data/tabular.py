@@ -24,7 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from hookforge.run import Run
 
-_Prepared = tuple[Any, Any, DatasetInfo, str]  # features frame, labels, info, fingerprint
+# features frame, labels, info, fingerprint, and the file each row came from (None: one file)
+_Prepared = tuple[Any, Any, DatasetInfo, str, Any]
+PART_COLUMN = "__hookforge_split__"  # marks the rows of data.val_path / data.test_path
 _prepared: dict[tuple[Any, ...], _Prepared] = {}  # see TabularSource.load
 
 
@@ -40,6 +42,9 @@ class TabularConfig(ComponentConfig):
     on_nan: Literal["error", "drop", "keep"] = Field(
         "error", description="rows with missing or infinite feature values: fail, drop them, or keep them")
     split: SplitConfig = Field(default_factory=SplitConfig)
+    export_splits: str | None = Field(None, description=(
+        "write the rows of each split as train/val/test files (CSV, or Parquet for a Parquet "
+        "source) into this directory, to reuse the split elsewhere"))
 
 
 class TabularSource(DataSource):
@@ -72,13 +77,51 @@ class TabularSource(DataSource):
             if key is not None:
                 _prepared.clear()  # one data set at a time
                 _prepared[key] = prepared
-        X, y, info, fingerprint = prepared
+        X, y, info, fingerprint, origin = prepared
+        fixed = None
+        if origin is not None:
+            import numpy as np
+
+            fixed = {name: np.flatnonzero(origin == name) for name in ("val", "test")
+                     if (origin == name).any()}
         splits = seeded_split(run, y, info.task, self.config.split, fingerprint=fingerprint,
-                              source=self.describe())
+                              source=self.describe(), fixed=fixed)
         # iloc and fancy indexing copy: a trial cannot change the prepared rows (nor its info)
         parts = {name: Split(X.iloc[idx].reset_index(drop=True), y[idx])
                  for name, idx in splits.items() if len(idx)}
+        if self.config.export_splits and run.primary and not run.resumed:
+            self._export(Path(self.config.export_splits), parts, info)
         return Dataset(info=copy.deepcopy(info), splits=parts)
+
+    def _export(self, directory: Path, parts: dict[str, Split], info: DatasetInfo) -> None:
+        """The split's rows as files, with the original labels; a directory holding files that
+        an earlier export did not write is refused (nothing is overwritten)."""
+        import io
+
+        from hookforge.errors import UsageError
+        from hookforge.fileio import atomic_write_bytes, atomic_write_json, check_writable_dir, read_json
+
+        suffix = ".parquet" if isinstance(self, ParquetSource) else ".csv"
+        check_writable_dir(directory, "data.export_splits")
+        manifest = directory / "splits_export.json"
+        ours = manifest.is_file() and read_json(manifest).get("written_by") == "hookforge"
+        names = [f"{name}{suffix}" for name in parts]
+        taken = [n for n in names if (directory / n).exists()]
+        if taken and not ours:
+            raise UsageError(f"data.export_splits {directory}: {taken[0]} is already there and was "
+                             f"not written by hookforge; choose an empty directory")
+        for name, part in parts.items():
+            frame = part.X.copy()
+            labels = part.y if info.classes is None else [info.classes[i] for i in part.y]
+            frame[info.target or "target"] = labels
+            buffer = io.BytesIO()
+            if suffix == ".parquet":
+                frame.to_parquet(buffer, index=False)
+            else:
+                buffer.write(frame.to_csv(index=False).encode())
+            atomic_write_bytes(directory / f"{name}{suffix}", buffer.getvalue())
+        atomic_write_json(manifest, {"written_by": "hookforge", "source": self.describe(),
+                                     "files": names, "sizes": {k: len(v) for k, v in parts.items()}})
 
     def _prepare(self, run: Run) -> _Prepared:
         """Read, check and encode the rows: features, integer class labels, the dataset info and
@@ -93,7 +136,8 @@ class TabularSource(DataSource):
             raise DataError(f"{self.describe()}: target column '{target}' not found"
                             f"{did_you_mean(target, map(str, frame.columns))}; columns: "
                             f"{', '.join(map(str, frame.columns))}")
-        features = self.config.features or [str(c) for c in frame.columns if c != target]
+        features = self.config.features or [str(c) for c in frame.columns
+                                            if c not in (target, PART_COLUMN)]
         missing = [c for c in features if c not in frame.columns]
         if missing:
             raise DataError(f"{self.describe()}: feature column '{missing[0]}' not found"
@@ -124,12 +168,13 @@ class TabularSource(DataSource):
             except (TypeError, ValueError):
                 raise DataError(f"{self.describe()}: target '{target}' is not numeric, so it "
                                 f"cannot be regressed; set data.task=classification") from None
+        origin = frame.loc[X.index, PART_COLUMN].to_numpy() if PART_COLUMN in frame.columns else None
         X = X.reset_index(drop=True)
         info = DatasetInfo(task=task, classes=_plain(classes), feature_names=features,
                            target=target, n_features=len(features),
                            extra={"categorical": categorical,
                                   "source": self.describe()})
-        return X, y, info, _fingerprint(frame)
+        return X, y, info, _fingerprint(frame), origin
 
     def _task(self, y: Any) -> str:
         if self.config.task != "auto":
@@ -258,38 +303,65 @@ def _plain(values: list[Any] | None) -> list[Any] | None:
 
 class CsvConfig(TabularConfig):
     path: str = Field(..., description="CSV file with a header row")
+    val_path: str | None = Field(None, description="a separate file of the val split (then "
+                                                   "split.val is not cut from path)")
+    test_path: str | None = Field(None, description="a separate file of the test split (then "
+                                                    "split.test is not cut from path)")
 
 
 class CsvSource(TabularSource):
-    """Rows of a CSV file (header row required)."""
+    """Rows of a CSV file (header row required); optionally pre-split val and test files."""
 
     Config = CsvConfig
+    format: Literal["auto", "csv", "parquet"] = "auto"
 
     def describe(self) -> str:
         return f"data.path {self.config.path}"
 
+    def _files(self) -> list[tuple[str, str]]:
+        c = self.config
+        files = [("train", c.path)]
+        for part, path in (("val", c.val_path), ("test", c.test_path)):
+            if path:
+                files.append((part, path))
+        return files
+
     def read_frame(self, run: Run | None) -> pd.DataFrame:
-        return read_table(self.config.path)
+        files = self._files()
+        if len(files) == 1:
+            return read_table(self.config.path, self.format)
+        import pandas as pd
+
+        frames = []
+        for part, path in files:
+            frame = read_table(path, self.format)
+            if frames and list(frame.columns) != list(frames[0].columns):
+                missing = sorted(set(frames[0].columns) - set(frame.columns))
+                raise DataError(f"data.{part}_path {path}: its columns differ from data.path's"
+                                + (f" (missing '{missing[0]}')" if missing else ""))
+            frames.append(frame.assign(**{PART_COLUMN: part}))
+        return pd.concat(frames, ignore_index=True)
 
     def source_key(self) -> tuple[Any, ...] | None:
-        try:
-            stat = Path(self.config.path).stat()
-        except OSError:  # read_frame will say what is wrong
-            return None
-        return str(Path(self.config.path).resolve()), stat.st_size, stat.st_mtime_ns
+        key: list[Any] = []
+        for _, path in self._files():
+            try:
+                stat = Path(path).stat()
+            except OSError:  # read_frame will say what is wrong
+                return None
+            key += [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns]
+        return tuple(key)
 
 
-class ParquetConfig(TabularConfig):
+class ParquetConfig(CsvConfig):
     path: str = Field(..., description="Parquet file")
 
 
 class ParquetSource(CsvSource):
-    """Rows of a Parquet file."""
+    """Rows of a Parquet file; optionally pre-split val and test files."""
 
     Config = ParquetConfig
-
-    def read_frame(self, run: Run | None) -> pd.DataFrame:
-        return read_table(self.config.path, "parquet")
+    format = "parquet"
 
 
 class SklearnConfig(TabularConfig):

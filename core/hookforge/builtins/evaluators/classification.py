@@ -35,7 +35,7 @@ class ClassificationEvaluator(Evaluator):
         y_true = np.asarray(predictions.y_true)
         y_pred = np.asarray(predictions.y_pred)
         if y_true.ndim == 2:
-            return self._multilabel(y_true, y_pred, predictions)
+            return self._multilabel(run, split, y_true, y_pred, predictions, final)
         classes = predictions.classes or sorted(set(y_true.tolist()) | set(y_pred.tolist()))
         labels = list(range(len(classes))) if predictions.classes else classes
         true_index, pred_index = _label_indices(y_true, labels), _label_indices(y_pred, labels)
@@ -73,11 +73,22 @@ class ClassificationEvaluator(Evaluator):
                 _draw_confusion(run, split, matrix, classes)
         return out
 
-    def _multilabel(self, y_true: Any, y_pred: Any, predictions: Predictions) -> dict[str, Any]:
+    def _multilabel(self, run: Run, split: str, y_true: Any, y_pred: Any,
+                    predictions: Predictions, final: bool) -> dict[str, Any]:
+        import numpy as np
         from sklearn import metrics as skm
 
         names = predictions.classes or [str(i) for i in range(y_true.shape[1])]
-        out: dict[str, Any] = {"accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        exact = float(skm.accuracy_score(y_true, y_pred))
+        truth, guess = y_true.astype(bool), y_pred.astype(bool)
+        overlap = (truth & guess).any(axis=1)
+        # partial match: at least one true label predicted (both empty counts as a match)
+        partial = overlap | (~truth.any(axis=1) & ~guess.any(axis=1))
+        out: dict[str, Any] = {"accuracy": exact, "exact_match": exact,
+                               "partial_match": float(partial.mean()) if len(partial) else 0.0,
+                               "jaccard_samples": float(skm.jaccard_score(y_true, y_pred,
+                                                                          average="samples",
+                                                                          zero_division=1)),
                                "hamming_loss": float(skm.hamming_loss(y_true, y_pred))}
         for average in ("macro", "micro", "weighted", "samples"):
             p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=average,
@@ -93,6 +104,18 @@ class ClassificationEvaluator(Evaluator):
                 out["auroc_macro"] = float(skm.roc_auc_score(y_true[:, present],
                                                              predictions.scores[:, present],
                                                              average="macro"))
+        if self.config.confusion_matrix:
+            # one 2x2 matrix per label (rows: true no/yes, columns: predicted no/yes)
+            matrices = np.stack([skm.confusion_matrix(truth[:, i], guess[:, i], labels=[False, True])
+                                 for i in range(truth.shape[1])])
+            out["confusion_matrix_per_label"] = {str(n): m.tolist() for n, m in zip(names, matrices,
+                                                                                    strict=True)}
+            if final and getattr(run, "figures", True):
+                from hookforge.figures import plot_label_confusions
+
+                plot_label_confusions(matrices, [str(n) for n in names],
+                                      f"{run.name}: confusion per label ({split})",
+                                      run.figures_dir / f"confusion_matrix_{split}.png")
         return out
 
 

@@ -8,6 +8,7 @@ again, so an interrupted sweep continues where it stopped.
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -18,6 +19,8 @@ from hookforge.types import SearchResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from hookforge.search import SearchSession
+
+log = logging.getLogger("hookforge")
 
 
 class GridSearcher(Searcher):
@@ -31,7 +34,14 @@ class GridSearcher(Searcher):
             None, description="default: minimize losses and errors, maximize the rest")
 
     def search(self, session: SearchSession) -> SearchResult:
-        from hookforge.search import default_direction, write_best_config, write_trials
+        from hookforge.search import (
+            SearchProgress,
+            best_trials,
+            check_objectives,
+            default_direction,
+            write_best_config,
+            write_trials,
+        )
 
         axes = {**self.config.params, **session.sweep}
         if not axes:
@@ -42,21 +52,38 @@ class GridSearcher(Searcher):
             if not values:
                 raise ConfigError(f"grid search: '{path}' has no values to try")
         keys = list(axes)
+        combos = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*axes.values())]
+        # every point is validated before the first one trains: a bad value in the last point
+        # must not surface after an hour of sweeping, nor leave a failed trial behind
+        for number, overrides in enumerate(combos):
+            try:
+                session.trial_config(overrides, f"{session.study}-trial{number:04d}")
+            except ConfigError as exc:
+                point = ", ".join(f"{k}={v}" for k, v in overrides.items())
+                raise ConfigError(f"grid point {number} ({point}): {exc}") from None
+        metric = self.config.metric
+        if metric:
+            check_objectives([metric])
+        else:
+            log.warning("grid search without searcher.metric: every point runs, but no best "
+                        "config is chosen (set searcher.metric=val/NAME to rank them)")
         directory = session.study_dir
+        progress = SearchProgress(len(combos), metric,
+                                  (self.config.direction or default_direction(metric)) if metric else None)
         trials = []
-        for number, combo in enumerate(itertools.product(*(axes[k] for k in keys))):
-            trial = session.run_trial(dict(zip(keys, combo, strict=True)), number=number,
-                                      directory=directory / "trials" / f"trial_{number:04d}",
-                                      metric=self.config.metric)
-            trials.append(trial)
+        for number, overrides in enumerate(combos):
+            trials.append(session.run_trial(overrides, number=number, metric=metric,
+                                            directory=directory / "trials" / f"trial_{number:04d}"))
+            progress.update(trials[-1])
         write_trials(trials, directory)
-        best = []
-        if self.config.metric:
-            direction = self.config.direction or default_direction(self.config.metric)
-            done = [t for t in trials if t.state == "complete" and isinstance(t.value, float)]
-            if done:
-                pick = max if direction == "maximize" else min
-                best = [pick(done, key=lambda t: t.value)]
+        best: list[Any] = []
+        note = ""
+        if metric:
+            tied, note = best_trials(trials, self.config.direction or default_direction(metric))
+            best = tied[:1]
+            if best:
                 write_best_config(session, best[0], directory)
+            if note:
+                log.warning("grid search: %s", note)
         return SearchResult(study=session.study, trials=trials, best=best, output_dir=directory,
-                            extra={"metric": self.config.metric})
+                            extra={"metric": metric, "note": note})

@@ -198,6 +198,33 @@ class MlflowTracker(BackgroundTracker):
         tags.update({f"tag.{k}": str(v) for k, v in context.tags.items()})
         return tags
 
+    def experiment_name(self, parent: dict[str, Any] | None, run_name: str) -> str:
+        """``experiment`` when set; else each search stage its own experiment,
+        ``<study>-hpo-<stage>`` (``<study>-hpo`` for a single-stage search), and training runs
+        ``<run name>-train``, so a stage's trials are compared with each other only."""
+        if self.config.experiment:
+            return self.config.experiment
+        if parent and parent.get("study"):
+            stage = parent.get("stage")
+            return f"{parent['study']}-hpo" + (f"-{stage}" if stage else "")
+        return f"{run_name}-train"
+
+    def end_study(self, session: Any, result: Any) -> None:
+        """Mark the parent run of every stage the search ran FINISHED (they stayed RUNNING)."""
+        stages = [s["stage"] for s in result.extra.get("stages") or []] \
+            or [result.extra.get("stage") or session.stage]
+        client = self._client()
+        for stage in stages:
+            parent = {"study": session.study, "stage": stage}
+            found = client.get_experiment_by_name(self.experiment_name(parent, session.study))
+            if found is None:
+                continue
+            for parent_run in client.search_runs([found.experiment_id], filter_string=(
+                    f"tags.`hookforge.study` = '{session.study}' and tags.`hookforge.role` = "
+                    f"'study' and tags.`hookforge.stage` = '{stage or ''}' and "
+                    f"attributes.status = 'RUNNING'")):
+                client.set_terminated(parent_run.info.run_id, status="FINISHED")
+
     def _parent_run(self, experiment_id: str, parent: dict[str, Any]) -> str:
         """The study's parent run (created by the first trial that needs it)."""
         client = self._client()
@@ -229,12 +256,12 @@ class MlflowTracker(BackgroundTracker):
                     if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "not found" not in str(exc).lower():
                         raise
         parent = context.parent or {}
-        experiment = self.config.experiment or (parent.get("study") if parent else None) or context.name
-        experiment_id = self._experiment_id(str(experiment))
+        experiment_id = self._experiment_id(self.experiment_name(parent, context.name))
         tags = self._tags(context)
         if parent.get("study"):
             tags["mlflow.parentRunId"] = self._parent_run(experiment_id, parent)
             tags["hookforge.study"] = str(parent["study"])
+            tags["hookforge.stage"] = str(parent.get("stage") or "")
             tags["hookforge.trial"] = str(parent.get("trial"))
         run = client.create_run(experiment_id, run_name=context.name,
                                 tags={k: v[:5000] for k, v in tags.items()})

@@ -25,7 +25,16 @@ from hookforge.config.secrets import redact_text
 from hookforge.errors import ConfigError, RunInterrupted, UsageError, did_you_mean
 from hookforge.fileio import atomic_write_json, atomic_write_text, read_json
 from hookforge.record import pid_alive
-from hookforge.search import SearchSession, trial_metrics, write_best_config, write_trials
+from hookforge.search import (
+    SearchProgress,
+    SearchSession,
+    best_trials,
+    check_objectives,
+    trial_metrics,
+    write_best_config,
+    write_trials,
+)
+from hookforge.seeds import derive_seed
 from hookforge.types import SearchResult, TrialResult
 from hookforge_optuna.plots import draw_plots
 from hookforge_optuna.searcher import OptunaConfig, StageConfig
@@ -35,6 +44,8 @@ log = logging.getLogger("hookforge")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 WORKER_ENV = "HOOKFORGE_SEARCH_WORKER"
+WORKER_INDEX_ENV = "HOOKFORGE_SEARCH_WORKER_INDEX"  # 1..N-1 for the workers --workers N spawns
+ORPHAN_GRACE_S = 60.0  # a trial without an owner this old was created by a killed process
 STATES = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned",
           optuna.trial.TrialState.FAIL: "failed", optuna.trial.TrialState.RUNNING: "running",
           optuna.trial.TrialState.WAITING: "waiting"}
@@ -62,23 +73,42 @@ def run_plan(cfg: OptunaConfig, session: SearchSession) -> SearchResult:
     if session.stage is not None and session.stage not in stages:
         raise UsageError(f"--stage {session.stage}: no such stage{did_you_mean(session.stage, stages)}; "
                          f"stages: {', '.join(stages)}")
+    check_objectives(cfg.metrics())
     _check_paths(cfg, stages, session)
     worker = os.environ.get(WORKER_ENV) == "1"
     selected = [session.stage] if session.stage else list(stages)
     result: SearchResult | None = None
+    summaries: list[dict[str, Any]] = []
     for name in selected:
         stage_dir = session.study_dir / name
         if session.stage is None and _complete(stage_dir):
             log.info("stage '%s' is already complete (%s); skipping it", name, stage_dir)
             result = _load_result(session, name, stage_dir)
-            continue
-        stage = stages[name]
-        if stage.kind == "refit":
-            result = _refit(cfg, session, name, stage, stages)
         else:
-            result = _search_stage(cfg, session, name, stage, worker)
+            stage = stages[name]
+            if stage.kind == "refit":
+                result = _refit(cfg, session, name, stage, stages)
+            else:
+                result = _search_stage(cfg, session, name, stage, worker)
+        if not worker:
+            summaries.append(_stage_line(name, result))
     assert result is not None
+    result.extra["stages"] = summaries
     return result
+
+
+def _stage_line(name: str, result: SearchResult) -> dict[str, Any]:
+    """What the end of a search prints for each stage: counts, best value and parameters."""
+    counts: dict[str, int] = {}
+    for trial in result.trials:
+        counts[trial.state] = counts.get(trial.state, 0) + 1
+    best = result.best[0] if result.best else None
+    stats = result.extra.get("stats") or {}
+    primary = stats.get(result.extra.get("metric") or "")
+    return {"stage": name, "trials": counts, "output_dir": str(result.output_dir),
+            "best_value": best.value if best else None,
+            "best_params": best.params if best else None,
+            "refit": primary, "note": result.extra.get("note", "")}
 
 
 def _check_paths(cfg: OptunaConfig, stages: dict[str, StageConfig], session: SearchSession) -> None:
@@ -121,7 +151,15 @@ def make_storage(url: str) -> Any:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        return JournalStorage(JournalFileBackend(url[len("journal://"):]))
+        from hookforge.fileio import check_writable_parent
+
+        path = Path(url[len("journal://"):])
+        check_writable_parent(path, "--storage journal file")
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise UsageError(f"--storage journal file {path}: cannot open it "
+                             f"({exc.strerror or exc})") from None
     # a server connection may have gone stale between trials; a SQLite file cannot (and pinging it
     # would add a query to every one of optuna's transactions)
     engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
@@ -133,8 +171,7 @@ def make_storage(url: str) -> Any:
 
 
 def make_sampler(cfg: OptunaConfig, space: dict[str, ParamSpec], seed: int) -> Any:
-    sampler = cfg.sampler
-    seed = sampler.seed if sampler.seed is not None else seed
+    sampler = cfg.sampler  # ``seed``: already derived from sampler.seed or run.seed
     if sampler.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if sampler.name == "cmaes":
@@ -208,9 +245,18 @@ def _search_stage(cfg: OptunaConfig, session: SearchSession, name: str, stage: S
     url = storage_url(session)
     study = optuna.create_study(
         storage=make_storage(url), study_name=f"{session.study}.{name}", load_if_exists=True,
-        sampler=make_sampler(cfg, space, session.config.run.seed), pruner=make_pruner(cfg),
-        directions=cfg.directions())
-    _fail_orphans(study)
+        pruner=make_pruner(cfg), directions=cfg.directions())
+    alone = not worker and session.workers == 1 and session.storage is None
+    _fail_orphans(study, alone=alone)
+    # Each stage, each worker process and each re-run after a kill draws its own stream: with one
+    # seed for all of them, workers proposed the same configurations and stage 1 replayed
+    # stage 0. The seed is derived from run.seed, the stage, the worker's index and how many
+    # trials the study already holds, so a fresh single-process search stays reproducible.
+    base_seed = cfg.sampler.seed if cfg.sampler.seed is not None else session.config.run.seed
+    sampler_seed = derive_seed(base_seed, "stage", name, "worker",
+                               os.environ.get(WORKER_INDEX_ENV, "0"), "after",
+                               len(study.get_trials(deepcopy=False)))
+    study.sampler = make_sampler(cfg, space, sampler_seed)
     n_trials = stage.n_trials or cfg.n_trials
     children = _spawn_workers(session, name, url) if session.workers > 1 and not worker else []
     try:  # this process is one of the workers: its start-up is already paid for
@@ -224,16 +270,30 @@ def _search_stage(cfg: OptunaConfig, session: SearchSession, name: str, stage: S
     return _write_outputs(study, cfg, session, name, stage_dir, url)
 
 
-def _fail_orphans(study: optuna.Study) -> None:
-    """Trials left RUNNING by a worker of this machine that is gone are marked failed."""
-    host = socket.gethostname()
+def _fail_orphans(study: optuna.Study, *, alone: bool) -> int:
+    """Trials left RUNNING by a process that is gone are marked failed, so the stage runs
+    another trial in their place; returns how many. A trial records its owner (host, pid) right
+    after it is created: one without an owner was created by a process killed in between. With
+    other processes on the study (``alone`` False) such a trial may be a few milliseconds old,
+    so it is failed only after ``ORPHAN_GRACE_S``."""
+    from datetime import datetime
+
+    host, now, failed = socket.gethostname(), datetime.now(), 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        owner = trial.user_attrs.get("hookforge", {})
-        pid = owner.get("pid")
-        if owner.get("host") == host and pid and not pid_alive(int(pid)):
+        owner = trial.user_attrs.get("hookforge")
+        if owner is None:
+            started = trial.datetime_start
+            orphan = alone or (started is not None
+                               and (now - started).total_seconds() > ORPHAN_GRACE_S)
+        else:
+            pid = owner.get("pid")
+            orphan = owner.get("host") == host and bool(pid) and not pid_alive(int(pid))
+        if orphan:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            log.warning("trial %d of %s was left running by a stopped worker; marked failed",
+            failed += 1
+            log.warning("trial %d of %s was left running by a stopped process; marked failed",
                         trial.number, study.study_name)
+    return failed
 
 
 def _counted(study: optuna.Study) -> int:
@@ -253,6 +313,8 @@ def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage:
     objective: str | list[str] = metrics[0] if len(metrics) == 1 else metrics
     pruning = not isinstance(study.pruner, optuna.pruners.NopPruner)
     counted = _counted(study)
+    progress = SearchProgress(n_trials, metrics[0], cfg.directions()[0], stage=stage_dir.name,
+                              done=counted)
     while counted < n_trials and (deadline is None or time.time() < deadline):
         trial = study.ask()
         params = suggest(trial, space, base)
@@ -277,9 +339,14 @@ def _work(study: optuna.Study, cfg: OptunaConfig, session: SearchSession, stage:
         else:
             trial.set_user_attr("error", result.error or "")
             told = _tell(study, trial, state=optuna.trial.TrialState.FAIL)
+        progress.update(result)
         if not told:
             break
-        counted = _counted(study) if shared else counted + 1
+        if shared:  # a worker killed mid-trial leaves it RUNNING: fail it and run one more
+            _fail_orphans(study, alone=False)
+            counted = _counted(study)
+        else:
+            counted += 1
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> bool:
@@ -306,9 +373,9 @@ def _spawn_workers(session: SearchSession, name: str, url: str) -> list[subproce
     atomic_write_text(config_file, dump_yaml(session.config.to_dict()))
     command = [sys.executable, "-m", "hookforge", "-q", "search", "-c", str(config_file),
                "--stage", name, "--study", session.study, "--storage", url]
-    env = {**os.environ, WORKER_ENV: "1"}
-    return [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-            for _ in range(session.workers - 1)]
+    return [subprocess.Popen(command, env={**os.environ, WORKER_ENV: "1", WORKER_INDEX_ENV: str(i)},
+                             stderr=subprocess.PIPE, text=True)
+            for i in range(1, session.workers)]
 
 
 def _wait_for(children: list[subprocess.Popen[str]]) -> None:
@@ -353,8 +420,13 @@ def _write_outputs(study: optuna.Study, cfg: OptunaConfig, session: SearchSessio
     trials = _trial_results(study)
     write_trials(trials, stage_dir)
     complete = [t for t in trials if t.state == "complete"]
+    note = ""
     if len(cfg.metrics()) == 1:
-        best_numbers = [study.best_trial.number] if complete else []
+        # the lowest-numbered of tied trials, as every compare path breaks ties
+        tied, note = best_trials(trials, cfg.directions()[0])
+        best_numbers = [t.number for t in tied[:1]]
+        if note:
+            log.warning("stage '%s': %s", name, note)
     else:
         best_numbers = [t.number for t in study.best_trials] if complete else []
     best = [t for t in trials if t.number in best_numbers]
@@ -372,9 +444,11 @@ def _write_outputs(study: optuna.Study, cfg: OptunaConfig, session: SearchSessio
         "metrics": cfg.metrics(), "directions": cfg.directions(), "trials": counts,
         "best": [{"number": t.number, "value": t.value, "params": t.params,
                   "run_dir": str(t.run_dir) if t.run_dir else None} for t in best],
+        "note": note,
     })
     return SearchResult(study=session.study, trials=trials, best=best, output_dir=stage_dir,
-                        extra={"metric": cfg.metrics()[0], "metrics": cfg.metrics(), "stage": name})
+                        extra={"metric": cfg.metrics()[0], "metrics": cfg.metrics(), "stage": name,
+                               "note": note})
 
 
 def _load_result(session: SearchSession, name: str, stage_dir: Path) -> SearchResult:
@@ -393,10 +467,47 @@ def _load_result(session: SearchSession, name: str, stage_dir: Path) -> SearchRe
 # ---------------------------------------------------------------------------------------------
 
 
+# metrics that live in [0, 1]: their interval must too
+UNIT_INTERVAL = ("accuracy", "precision", "recall", "f1", "fbeta", "auroc", "auc", "average_precision",
+                 "balanced_accuracy", "jaccard", "success_rate", "exact_match", "error_rate")
+
+
+def _bounded(key: str, values: Any) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    return any(name.startswith(prefix) for prefix in UNIT_INTERVAL) and \
+        bool(((values >= 0) & (values <= 1)).all())
+
+
+def seed_interval(values: Any, confidence: float, *, bounded: bool) -> dict[str, Any]:
+    """Mean, std and a ``confidence`` interval over seeds: Student's t. For metrics in [0, 1]
+    the t interval is built on the logit scale around the mean (delta method: the standard error
+    divided by m(1 - m)) and mapped back, so it stays inside [0, 1] however few seeds there are
+    and always holds the mean; a 2-seed plain t interval printed 0.71..1.245 for an accuracy."""
+    from scipy import stats
+
+    n = len(values)
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if n > 1 else 0.0
+    if n < 2 or std == 0:
+        return {"mean": mean, "std": std, "ci_low": mean, "ci_high": mean, "n": n,
+                "method": "single seed" if n < 2 else "t"}
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    if not bounded:
+        return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": n,
+                "method": "t"}
+    m = min(max(mean, 1e-6), 1 - 1e-6)
+    centre, spread = math.log(m / (1 - m)), half / (m * (1 - m))
+
+    def expit(x: float) -> float:
+        return 1 / (1 + math.exp(-x))
+
+    return {"mean": mean, "std": std, "ci_low": expit(centre - spread),
+            "ci_high": expit(centre + spread), "n": n, "method": "t on the logit scale"}
+
+
 def _refit(cfg: OptunaConfig, session: SearchSession, name: str, stage: StageConfig,
            stages: dict[str, StageConfig]) -> SearchResult:
     import numpy as np
-    from scipy import stats
 
     sources = stage.sources() or [list(stages)[list(stages).index(name) - 1]]
     candidates = []
@@ -419,20 +530,15 @@ def _refit(cfg: OptunaConfig, session: SearchSession, name: str, stage: StageCon
     runs = []
     for number, seed in enumerate(stage.seeds):
         overrides = {**best_params, **stage.overrides, "run.seed": seed}
-        runs.append(session.run_trial(overrides, number=number, metric=objective,
+        runs.append(session.run_trial(overrides, number=number, metric=objective, score_test=True,
                                       directory=stage_dir / "runs" / f"seed_{seed}"))
     write_trials(runs, stage_dir)
     keys = sorted({k for r in runs for k in r.metrics
                    if k.split("/")[0] in ("val", "test") and not k.endswith("n_samples")})
-    summary_stats: dict[str, dict[str, float]] = {}
+    summary_stats: dict[str, dict[str, Any]] = {}
     for key in keys:
         values = np.array([r.metrics[key] for r in runs if key in r.metrics], dtype=float)
-        n = len(values)
-        mean = float(values.mean())
-        std = float(values.std(ddof=1)) if n > 1 else 0.0
-        half = float(stats.t.ppf((1 + stage.confidence) / 2, n - 1) * std / math.sqrt(n)) if n > 1 else 0.0
-        summary_stats[key] = {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half,
-                              "n": n}
+        summary_stats[key] = seed_interval(values, stage.confidence, bounded=_bounded(key, values))
     best_overall = TrialResult(number=0, params={**best_params, **stage.overrides}, state="complete")
     write_best_config(session, best_overall, stage_dir)
     atomic_write_json(stage_dir / "summary.json", {
@@ -445,9 +551,9 @@ def _refit(cfg: OptunaConfig, session: SearchSession, name: str, stage: StageCon
     })
     primary = summary_stats.get(metrics[0], {})
     if primary:
-        log.info("refit %s over %d seeds: %.4f ± %.4f (%d%% CI %.4f..%.4f)", metrics[0], len(runs),
-                 primary["mean"], primary["std"], int(stage.confidence * 100), primary["ci_low"],
-                 primary["ci_high"])
+        log.info("refit %s over %d seeds: %.4f ± %.4f (%d%% CI %.4f..%.4f, %s)", metrics[0],
+                 len(runs), primary["mean"], primary["std"], int(stage.confidence * 100),
+                 primary["ci_low"], primary["ci_high"], primary["method"])
     return SearchResult(study=session.study, trials=runs, best=[], output_dir=stage_dir,
                         extra={"metric": metrics[0], "stage": name, "stats": summary_stats})
 

@@ -73,7 +73,12 @@ def test_train_from_shortcuts_only(hookforge_cli, hookforge_tmp):
                            "--model", "centroid", "--run-dir", "r")
     assert result.returncode == 0, result.stderr
     assert (hookforge_tmp / "r" / "evaluation.json").exists()
-    assert "run finished: r" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "r" and lines[-2] == "run finished; its record:"  # the run dir alone, last
+    assert any(line.startswith("test (n=") and "accuracy=" in line for line in lines)
+    assert any("f1 per class: setosa=" in line for line in lines)  # grouped, not dropped
+    log = (hookforge_tmp / "r" / "train.log").read_text()  # the console log, kept with the record
+    assert "test (n=" in log and "f1 per class" in log
 
 
 def test_train_without_config_or_components_is_usage_error(hookforge_cli):

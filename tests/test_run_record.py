@@ -315,3 +315,24 @@ def test_config_yaml_round_trips(quickstart):
 
 def test_data_error_types():
     assert issubclass(DataError, UsageError)
+
+
+def test_system_metrics_are_sampled_off_the_training_thread(quickstart):
+    import time
+
+    from hookforge import hookimpl
+
+    class Slow:  # keeps the run open long enough for several samples
+        @hookimpl
+        def hookforge_after_fit(self, run, model, result):
+            time.sleep(0.3)
+
+    result = hookforge.train(quickstart, ["run.system_metrics_interval_s=0.05"], plugins=[Slow()])
+    rows = [r for r in RunRecord.open(result.run_dir).read_metrics() if r["split"] == "system"]
+    names = {r["name"] for r in rows}
+    assert {"cpu_percent", "process_memory_mb", "memory_used_percent"} <= names
+    assert len([r for r in rows if r["name"] == "process_memory_mb"]) >= 3
+    assert all(r["value"] > 0 for r in rows if r["name"] == "process_memory_mb")
+    off = hookforge.train(quickstart, ["run.system_metrics=false", "run.system_metrics_interval_s=0.05"],
+                          plugins=[Slow()])
+    assert not [r for r in RunRecord.open(off.run_dir).read_metrics() if r["split"] == "system"]

@@ -195,3 +195,41 @@ def test_a_file_system_fault_is_one_line_and_resumable(hookforge_cli, hookforge_
     line = _one_line_error(result, code=1)
     assert "No space left on device" in line and "--resume" in line and "checkpoints" in line
     assert RunRecord.open(hookforge_tmp / "full").status == "failed"
+
+
+def test_pre_split_files_and_exported_splits(hookforge_cli, hookforge_tmp):
+    import pandas as pd
+
+    frame = pd.read_csv(IRIS_CSV).sample(frac=1.0, random_state=0)
+    frame.iloc[:100].to_csv("train.csv", index=False)
+    frame.iloc[100:125].to_csv("val.csv", index=False)
+    frame.iloc[125:].to_parquet("test.parquet", index=False)
+    frame.iloc[125:].to_csv("test.csv", index=False)
+    result = hookforge_cli("train", "--data", "csv", "data.path=train.csv", "data.val_path=val.csv",
+                           "data.test_path=test.csv", "data.target=species", "--model", "centroid",
+                           "data.export_splits=exported", "--run-dir", "r")
+    assert result.returncode == 0, result.stderr
+    sizes = json.loads((hookforge_tmp / "r" / "splits.json").read_text())["sizes"]
+    assert sizes == {"train": 100, "val": 25, "test": 25}  # the files' rows, nothing cut from them
+    exported = {name: pd.read_csv(hookforge_tmp / "exported" / f"{name}.csv")
+                for name in ("train", "val", "test")}
+    assert len(exported["test"]) == 25 and set(exported["test"].species) <= set(frame.species)
+    assert sorted(exported["val"].sepal_length) == sorted(frame.iloc[100:125].sepal_length)
+    again = hookforge_cli("train", "--data", "csv", "data.path=train.csv", "data.target=species",
+                          "--model", "centroid", "data.export_splits=exported")  # its own export
+    assert again.returncode == 0, again.stderr
+    Path = type(hookforge_tmp)
+    mine = Path("mine")
+    mine.mkdir()
+    (mine / "train.csv").write_text("precious")
+    refused = hookforge_cli("train", "--data", "csv", "data.path=train.csv", "data.target=species",
+                            "--model", "centroid", "data.export_splits=mine")
+    assert "not written by hookforge" in _one_line_error(refused)
+    assert (mine / "train.csv").read_text() == "precious"
+    pd.DataFrame({"other": [1]}).to_csv("bad_val.csv", index=False)
+    bad = hookforge_cli("train", "--data", "csv", "data.path=train.csv", "data.val_path=bad_val.csv",
+                        "data.target=species", "--model", "centroid")
+    assert "its columns differ from data.path's" in _one_line_error(bad)
+    parquet = hookforge_cli("train", "--data", "parquet", "data.path=test.parquet",
+                            "data.target=species", "--model", "centroid", "data.split.stratify=false")
+    assert parquet.returncode == 0, parquet.stderr

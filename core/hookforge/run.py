@@ -103,6 +103,9 @@ class Run:
         self.dataset: Dataset | None = None
         self.dataset_info: DatasetInfo | None = None
         self.state: dict[str, Any] = {}  # loops keep what they need between hooks here
+        self._console_log = ConsoleLog(None)  # train.log, once the run has a directory
+        self._system: Any = None  # the SystemMonitor while the run is open
+        self._last_step = 0
         # Under torchrun every process builds the run; only rank 0 writes the record and talks to
         # trackers and hook-only plugins (the others train, and validate to stay in step).
         self.rank = int(os.environ.get("RANK", "0"))
@@ -209,6 +212,8 @@ class Run:
         """Aggregated training values every ``log_every_n_steps`` steps: logged as ``train``
         metrics and passed to ``hookforge_after_step``."""
         self.log_metrics(metrics, step=step, epoch=epoch, split="train")
+        if self._system is not None and self._system.samples:
+            self._log_system(step, epoch)
         self.hook.hookforge_after_step(run=self, result=StepResult(step, epoch, metrics))
 
     def end_epoch(self, epoch: int, step: int, metrics: dict[str, float],
@@ -223,9 +228,18 @@ class Run:
             by_split.setdefault(split, {})[name] = value
         for split, values in by_split.items():
             self.log_metrics(values, step=step, epoch=epoch, split=split)
+        if self._system is not None and self._system.samples:
+            self._log_system(step, epoch)
+        self._last_step = step
         result = EpochResult(epoch=epoch, step=step, metrics=dict(metrics), duration_s=duration_s)
         self.hook.hookforge_after_epoch(run=self, result=result)
         return result
+
+    def _log_system(self, step: int, epoch: int | None) -> None:
+        """The system samples taken since the last reporting point, at this step."""
+        assert self._system is not None
+        for sample in self._system.drain():
+            self.log_metrics(sample, step=step, epoch=epoch, split="system")
 
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop after the current unit of work (early stopping, pruning)."""
@@ -284,6 +298,10 @@ class Run:
                     splits = [s for s in self.evaluate_splits if s in dataset.splits]
                     evaluation = self.evaluate(splits, model=model, dataset=dataset,
                                                step=result.steps, predictions=result.predictions)
+                    from hookforge.summary import evaluation_lines
+
+                    for line in evaluation_lines(evaluation):
+                        self._console_log.write(line)
             status = "finished"
         except (KeyboardInterrupt, RunInterrupted) as exc:
             status = "interrupted"
@@ -470,6 +488,12 @@ class Run:
         elif not self.resumed:
             raise UsageError(f"{self.record.path} already holds a run; use Run.resume() to "
                              f"continue it")
+        self._console_log = ConsoleLog(self.record.path / "train.log")
+        if self.config.run.system_metrics:
+            from hookforge.system_metrics import SystemMonitor
+
+            self._system = SystemMonitor(self.config.run.system_metrics_interval_s)
+            self._system.start()
         self._seed()
         now = datetime.now().astimezone().isoformat(timespec="seconds")
         if self.resumed:
@@ -531,6 +555,11 @@ class Run:
             self.hook.hookforge_run_end(run=self, status=status)
             return
         exc = sys.exc_info()[1]
+        if self._system is not None:
+            self._system.stop()
+            if self._system.samples:
+                self._log_system(result.steps if result else self._last_step, None)
+            self._system = None
         # The checkpoint first: a tracker's worker saves and uploads the model (file copies and
         # database commits that release the GIL) while the figures are drawn here.
         self._log_artifacts(figures=False)
@@ -556,6 +585,7 @@ class Run:
                              "best_metric": result.best_metric, "best_epoch": result.best_epoch}
         self.record.update_info(**fields)
         self.hook.hookforge_run_end(run=self, status=status)
+        self._console_log.close(f"run {status}: {self.record.path}")
 
     def _log_artifacts(self, *, figures: bool) -> None:
         """Report the record's figures, or everything else (config, evaluation, checkpoint)."""
@@ -569,6 +599,37 @@ class Run:
                 self.hook.hookforge_log_artifact(run=self, path=path, kind=kind)
             except Exception as artifact_error:
                 log.warning("could not log artifact %s: %s", path, artifact_error)
+
+
+class ConsoleLog:
+    """train.log in the run directory: what the ``hookforge`` logger says while the run is
+    open (epochs, warnings, resumes), and the final metrics, as the replaced tools kept it.
+    Appended to, so a resumed run continues the same file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.handler: logging.Handler | None = None
+        if path is None:
+            return
+        self.handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s",
+                                                    "%Y-%m-%d %H:%M:%S"))
+        self.handler.setLevel(logging.INFO)
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            # the file wants INFO; the console handler (the CLI's) filters by its own level
+            log.setLevel(logging.INFO)
+        log.addHandler(self.handler)
+
+    def write(self, line: str) -> None:
+        if self.handler is not None:
+            self.handler.emit(logging.LogRecord("hookforge", logging.INFO, __file__, 0, line,
+                                                None, None))
+
+    def close(self, last: str) -> None:
+        if self.handler is not None:
+            self.write(last)
+            log.removeHandler(self.handler)
+            self.handler.close()
+            self.handler = None
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

@@ -306,7 +306,10 @@ def write_best_config(session: SearchSession, trial: TrialResult, directory: Pat
     from hookforge.config.loader import dump_yaml
     from hookforge.config.secrets import redact
 
-    config = session.trial_config(trial.params, f"{session.study}-best").to_dict()
+    # the trial's parameters only: tracker settings a stage gave its trials (an experiment per
+    # stage...) are not part of the configuration that was chosen
+    params = {k: v for k, v in trial.params.items() if not k.split(".", 1)[0] == "trackers"}
+    config = session.trial_config(params, f"{session.study}-best").to_dict()
     target = directory / "best_config.yaml"
     atomic_write_text(target, dump_yaml(redact(config)))
     return target

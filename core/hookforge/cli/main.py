@@ -46,12 +46,16 @@ def cli(debug: bool, quiet: bool) -> None:
 
 def _setup_logging(level: int) -> None:
     logger = logging.getLogger("hookforge")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_Formatter())
-        logger.addHandler(handler)
+    console = next((h for h in logger.handlers if getattr(h, "hookforge_console", False)), None)
+    if console is None:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(_Formatter())
+        console.hookforge_console = True  # type: ignore[attr-defined]
+        logger.addHandler(console)
         logger.propagate = False
-    logger.setLevel(level)
+    # -q quiets the console only; a run's train.log keeps the INFO lines
+    console.setLevel(level)
+    logger.setLevel(logging.INFO)
 
 
 class _Formatter(logging.Formatter):
@@ -187,15 +191,15 @@ def train(config_file: str | None, data: str | None, model: str | None, loop: st
     result = run.fit()
     if run.primary:
         _print_evaluation(result.evaluation)
-        click.echo(f"run finished: {result.run_dir}")
+        click.echo(f"run {result.status}; its record:")
+        click.echo(str(result.run_dir))  # alone on the last line, for scripts: $(... | tail -1)
 
 
 def _print_evaluation(evaluation: dict[str, dict[str, Any]]) -> None:
-    for split, metrics in evaluation.items():
-        shown = [f"{k}={v:.4f}" for k, v in metrics.items()
-                 if isinstance(v, float) and not k.startswith("f1_class_")][:8]
-        if shown:
-            click.echo(f"{split}: {'  '.join(shown)}")
+    from hookforge.summary import evaluation_lines
+
+    for line in evaluation_lines(evaluation):
+        click.echo(line)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,9 @@ class RunSection(ComponentConfig):
     log_every_n_steps: int = Field(50, ge=1, description="aggregate per-step values over this many steps")
     figures: bool | None = Field(None, description="draw PNG figures (default: yes for runs, no for "
                                                    "search trials, where they cost more than they show)")
+    system_metrics: bool = Field(True, description="sample CPU, memory and GPU use off the training "
+                                                   "thread into the record and every tracker")
+    system_metrics_interval_s: float = Field(10.0, gt=0, description="seconds between two samples")
     tags: dict[str, str] = Field(default_factory=dict, description="free-form tags passed to trackers")
     description: str = Field("", description="free text stored in run.json")
 

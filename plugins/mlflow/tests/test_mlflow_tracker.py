@@ -316,3 +316,29 @@ def test_bulk_metric_writes_are_only_for_sqlite_stores():
     from hookforge_mlflow.bulk_metrics import bulk_writer
 
     assert bulk_writer(client("http://127.0.0.1:9")) is None  # a REST store: log_batch
+
+
+def test_a_plain_path_is_an_mlflow_file_store(tiny_config, hookforge_tmp):
+    store = hookforge_tmp / "mlruns"
+    result = hookforge.train(tiny_config(model={"name": "centroid"}, run={"name": "filestore"},
+                                         trackers=["local", {"name": "mlflow", "tracking_uri": str(store),
+                                                             "log_model": False}]))
+    run_id = json.loads((result.run_dir / "trackers" / "mlflow.json").read_text())["run_id"]
+    run = client(str(store)).get_run(run_id)
+    assert run.info.status == "FINISHED" and "val/accuracy" in run.data.metrics
+    assert store.is_dir()
+
+
+def test_a_refused_connection_fails_at_once(tiny_config, caplog):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.perf_counter()
+    with caplog.at_level("WARNING", logger="hookforge"):
+        result = hookforge.train(tiny_config(model={"name": "centroid"}, trackers=[
+            "local", {"name": "mlflow", "tracking_uri": f"http://127.0.0.1:{port}"}]))
+    assert result.status == "finished"
+    assert any(f"no MLflow server at 127.0.0.1:{port}" in r.message for r in caplog.records)
+    assert time.perf_counter() - started < 4.5  # no retries with back-off against a refusal

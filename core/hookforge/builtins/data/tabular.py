@@ -332,13 +332,15 @@ class CsvSource(TabularSource):
             return read_table(self.config.path, self.format)
         import pandas as pd
 
-        frames = []
+        frames: list[pd.DataFrame] = []
+        columns: list[str] = []
         for part, path in files:
             frame = read_table(path, self.format)
-            if frames and list(frame.columns) != list(frames[0].columns):
-                missing = sorted(set(frames[0].columns) - set(frame.columns))
+            if frames and list(frame.columns) != columns:
+                missing = sorted(set(columns) - set(frame.columns))
                 raise DataError(f"data.{part}_path {path}: its columns differ from data.path's"
                                 + (f" (missing '{missing[0]}')" if missing else ""))
+            columns = columns or list(frame.columns)
             frames.append(frame.assign(**{PART_COLUMN: part}))
         return pd.concat(frames, ignore_index=True)
 

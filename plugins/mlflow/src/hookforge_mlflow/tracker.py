@@ -122,6 +122,31 @@ def _no_signature_warning(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Failed to infer model signature")
 
 
+def is_file_store(uri: str) -> bool:
+    """A plain path or a file: URI, which MLflow keeps in its (file-based) FileStore."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme
+    return scheme in ("", "file") or (len(scheme) == 1 and uri[1:3] in (":\\", ":/"))  # C:\...
+
+
+def check_reachable(uri: str, timeout_s: float) -> None:
+    """Fail at once when nothing listens at a tracking server's address: MLflow retries a
+    refused connection with back-off (seconds at the end of the run for a server that is down);
+    a refusal is not going to change within a run."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "localhost", port),
+                                 timeout=min(timeout_s, 5.0)).close()
+    except OSError as exc:
+        raise ConnectionError(f"no MLflow server at {parsed.hostname}:{port} "
+                              f"({exc.strerror or exc})") from None
+
+
 def mlflow_key(key: str) -> str:
     """MLflow accepts letters, digits, _ - . space and / in metric and param names."""
     return _INVALID_KEY_CHARS.sub("_", key)
@@ -161,6 +186,12 @@ class MlflowTracker(BackgroundTracker):
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.config.http_timeout_s)))
             # a progress bar per model copy would land in the middle of training's output
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+            uri = self.config.tracking_uri
+            if is_file_store(uri):
+                # MLflow 3 refuses its file store unless asked: a plain path means the user asked
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            elif uri.startswith(("http://", "https://")):
+                check_reachable(uri, self.config.http_timeout_s)
             from mlflow import MlflowClient
 
             self.client = MlflowClient(tracking_uri=self.config.tracking_uri)

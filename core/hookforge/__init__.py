@@ -28,7 +28,8 @@ _LAZY = {
     "CheckpointInfo": "hookforge.types", "TrialResult": "hookforge.types",
     "SearchResult": "hookforge.types", "SearchSession": "hookforge.search",
     "tune": "hookforge.search", "derive_seed": "hookforge.seeds", "seeded_split": "hookforge.splits",
-    "SplitConfig": "hookforge.splits",
+    "SplitConfig": "hookforge.splits", "Sub": "hookforge.subcomponents",
+    "sub_field": "hookforge.subcomponents", "SubSpec": "hookforge.subcomponents",
     "RunRecord": "hookforge.record", "UsageError": "hookforge.errors",
     "ConfigError": "hookforge.errors", "DataError": "hookforge.errors",
     "PluginError": "hookforge.errors", "CheckpointError": "hookforge.errors",
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hookforge.search import SearchSession, tune  # noqa: F401
     from hookforge.seeds import derive_seed  # noqa: F401
     from hookforge.splits import SplitConfig, seeded_split  # noqa: F401
+    from hookforge.subcomponents import Sub, SubSpec, sub_field  # noqa: F401
     from hookforge.types import (  # noqa: F401
         CheckpointInfo,
         Dataset,

@@ -30,8 +30,54 @@ GROUPS: dict[str, str] = {
 COMPONENT_KINDS = ("data", "model", "loop", "tracker", "searcher", "evaluator")
 _ALIASES = {"models": "model", "loops": "loop", "trackers": "tracker", "searchers": "searcher",
             "evaluators": "evaluator", "plugins": "plugin", "datasource": "data", "source": "data"}
+# Plugin families declare kinds of their own for parts inside a component (an autoencoder's
+# encoder, a language model's task family): an entry point in this group whose name is the kind
+# and whose value is the kind's entry-point group, e.g. ``encoder = "hookforge.encoders"``. It is
+# read as metadata and never loaded, so declaring a kind costs no import.
+KINDS_GROUP = "hookforge.kinds"
 
 DISABLE_ENV = "HOOKFORGE_DISABLE_PLUGINS"
+
+
+@lru_cache(maxsize=1)
+def _declared_kinds() -> tuple[tuple[str, str], ...]:
+    """(kind, group) of every sub-component kind installed distributions declare."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, str] = {}
+    for ep in entry_points(group=KINDS_GROUP):
+        group = ep.value.strip()
+        if ep.name in GROUPS or not group.startswith("hookforge."):
+            continue  # a built-in kind cannot be redeclared; groups stay in hookforge's namespace
+        found.setdefault(ep.name, group)
+    return tuple(sorted(found.items()))
+
+
+def groups() -> dict[str, str]:
+    """Every kind -> its entry-point group: the six component kinds, hook-only plugins, then the
+    declared sub-component kinds (and kinds registered in-process by :func:`declare_kind`)."""
+    return {**GROUPS, **dict(_declared_kinds()), **_temporary_kinds}
+
+
+def sub_kinds() -> list[str]:
+    """The declared sub-component kinds (``encoder``, ``task``...)."""
+    return [k for k in groups() if k not in GROUPS]
+
+
+_temporary_kinds: dict[str, str] = {}
+
+
+@contextmanager
+def declare_kind(kind: str, group: str | None = None) -> Iterator[str]:
+    """Make ``kind`` a sub-component kind inside the ``with`` block (tests, notebooks); its
+    components come from :func:`temporary` or from entry points in ``group``."""
+    _temporary_kinds[kind] = group or f"hookforge.{kind}s"
+    _installed.cache_clear()
+    try:
+        yield kind
+    finally:
+        _temporary_kinds.pop(kind, None)
+        _installed.cache_clear()
 
 
 @dataclass(frozen=True)
@@ -58,10 +104,13 @@ _load_errors: dict[tuple[str, str], str] = {}
 
 def normalize_kind(kind: str) -> str:
     """Accept ``model``/``models``; raise a PluginError naming the kinds for anything else."""
+    known = groups()
     key = _ALIASES.get(kind.lower(), kind.lower())
-    if key not in GROUPS:
-        raise PluginError(f"unknown plugin kind '{kind}'{did_you_mean(kind, GROUPS)}; "
-                          f"kinds: {', '.join(GROUPS)}")
+    if key not in known and key.endswith("s") and key[:-1] in known:  # encoders -> encoder
+        key = key[:-1]
+    if key not in known:
+        raise PluginError(f"unknown plugin kind '{kind}'{did_you_mean(kind, known)}; "
+                          f"kinds: {', '.join(known)}")
     return key
 
 
@@ -74,7 +123,7 @@ def _installed() -> tuple[PluginEntry, ...]:
     from importlib.metadata import distributions
 
     found: list[PluginEntry] = []
-    group_to_kind = {group: kind for kind, group in GROUPS.items()}
+    group_to_kind = {group: kind for kind, group in groups().items()}
     seen: set[tuple[str, str, str]] = set()
     for dist in distributions():
         dist_eps = [ep for ep in dist.entry_points if ep.group in group_to_kind]
@@ -94,6 +143,7 @@ def _installed() -> tuple[PluginEntry, ...]:
 def refresh() -> None:
     """Forget cached metadata (after installing a plugin in the same process)."""
     _installed.cache_clear()
+    _declared_kinds.cache_clear()
     _load_errors.clear()
 
 
@@ -112,8 +162,8 @@ def entries(kind: str | None = None) -> list[PluginEntry]:
             result = [e for e in result if not (e.kind == k and e.name == name)]
             result.append(PluginEntry(k, name, f"{cls.__module__}:{cls.__qualname__}",
                                       "(registered in-process)", "-"))
-    order = {k: i for i, k in enumerate(GROUPS)}
-    return sorted(result, key=lambda e: (order[e.kind], e.name))
+    order = {k: i for i, k in enumerate(groups())}
+    return sorted(result, key=lambda e: (order.get(e.kind, len(order)), e.kind, e.name))
 
 
 def names(kind: str) -> list[str]:
@@ -156,7 +206,7 @@ def load(kind: str, name: str) -> type:
     from stevedore import DriverManager
 
     try:
-        manager = DriverManager(GROUPS[kind], name, invoke_on_load=False,
+        manager = DriverManager(groups()[kind], name, invoke_on_load=False,
                                 on_load_failure_callback=on_failure,
                                 on_missing_entrypoints_callback=lambda names: None)
         cls = manager.driver

@@ -149,6 +149,19 @@ def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
         index = _index(node, last, dotted)
         node[index] = value
         return
+    # Switching a sub-component (``model.encoder=conv`` or ``model.encoder.name=conv``) starts it
+    # from the new part's defaults, as switching a component does.
+    if isinstance(value, str) and len(parts) >= 2:
+        current = node.get(last)
+        if isinstance(current, dict) and "name" in current and is_sub_component(config, parts):
+            if current.get("name") != value:
+                node[last] = {"name": value}
+            return
+        if last == "name" and len(parts) >= 3 and node.get("name") not in (None, value) \
+                and is_sub_component(config, parts[:-1]):
+            node.clear()
+            node["name"] = value
+            return
     # Changing a component's name (``model=NAME`` or ``model.name=NAME``) drops the options meant
     # for the previous component.
     if _is_switch(parts) and isinstance(value, str):
@@ -165,10 +178,55 @@ def _is_switch(parts: list[str]) -> bool:
     return parts[0] in COMPONENT_SECTIONS and parts[1:] in ([], ["name"])
 
 
+def is_sub_component(config: dict[str, Any], parts: list[str]) -> bool:
+    """Whether ``parts`` (``["model", "encoder"]``) is a sub-component field of the component
+    the config selects there: walks the plugins' Config classes (loading them by name)."""
+    from pydantic import BaseModel
+
+    from hookforge import registry
+    from hookforge.errors import PluginError
+    from hookforge.subcomponents import sub_kind_of
+
+    section = parts[0]
+    node = config.get(section)
+    kind = {"data": "data", "model": "model", "loop": "loop", "searcher": "searcher"}.get(section)
+    if kind is None or not isinstance(node, dict) or not isinstance(node.get("name"), str):
+        return False
+    try:
+        current: Any = getattr(registry.load(kind, node["name"]), "Config", None)
+        for i, part in enumerate(parts[1:], 1):
+            field = (getattr(current, "model_fields", None) or {}).get(part)
+            if field is None:
+                return False
+            node = node.get(part) if isinstance(node, dict) else None
+            sub = sub_kind_of(field)
+            if i == len(parts) - 1:
+                return sub is not None
+            if sub is not None:
+                if not isinstance(node, dict) or not isinstance(node.get("name"), str):
+                    return False
+                current = getattr(registry.load(sub, node["name"]), "Config", None)
+            else:
+                annotation = field.annotation
+                current = annotation if isinstance(annotation, type) and \
+                    issubclass(annotation, BaseModel) else None
+    except PluginError:  # an unknown name: validation says so, with the path
+        return False
+    return False
+
+
+def _applied_first(key: str, keys: list[str]) -> bool:
+    """Switches go before the options given with them: a component switch, a ``.name``, or a
+    key that other keys are inside of (``model.encoder`` before ``model.encoder.channels``)."""
+    return _is_switch(key.split(".")) or key.endswith(".name") or \
+        any(other.startswith(key + ".") for other in keys)
+
+
 def set_all(config: dict[str, Any], items: list[tuple[str, Any]]) -> None:
-    """``set_dotted`` for each (key, value); component switches go first, so the new component's
-    options given alongside survive whatever order they were written in."""
-    for key, value in sorted(items, key=lambda item: not _is_switch(item[0].split("."))):
+    """``set_dotted`` for each (key, value); switches go first, so the new component's (or
+    part's) options given alongside survive whatever order they were written in."""
+    keys = [key for key, _ in items]
+    for key, value in sorted(items, key=lambda item: not _applied_first(item[0], keys)):
         set_dotted(config, key, value)
 
 

@@ -28,7 +28,7 @@ def test_evaluate_merges_into_evaluation_json(hookforge_cli, two_runs):
     (run_a / "evaluation.json").write_text(json.dumps({"val": before["val"]}))
     result = hookforge_cli("evaluate", str(run_a), "--split", "test")
     assert result.returncode == 0, result.stderr
-    assert "test: accuracy=" in result.stdout
+    assert "test (n=30): accuracy=" in result.stdout
     after = json.loads((run_a / "evaluation.json").read_text())
     assert after["test"]["accuracy"] == before["test"]["accuracy"]  # same split, same model
     assert after["val"] == before["val"]
@@ -336,3 +336,17 @@ def test_classification_metrics_of_string_labels_and_nan_scores():
         None, "val", Predictions(np.zeros(6, int), diverged, classes=["a", "b"],
                                  y_true=np.array([0, 1, 0, 1, 0, 1])), final=False)
     assert np.isnan(out["auroc_macro"]) and np.isnan(out["log_loss"])
+
+
+def test_evaluate_gives_trackers_the_life_cycle_of_a_run(hookforge_cli, hookforge_tmp):
+    done = hookforge_cli("train", "-c", QUICKSTART, f"data.path={IRIS_CSV}", "--tracker", "jsonl",
+                         "--run-dir", "r")
+    assert done.returncode == 0, done.stderr
+    again = hookforge_cli("evaluate", "r", "--split", "test")
+    assert again.returncode == 0, again.stderr
+    lines = [json.loads(line) for line in (hookforge_tmp / "r" / "tracker.jsonl").read_text().splitlines()]
+    types = [line["type"] for line in lines]
+    second = len(types) - 1 - types[::-1].index("start")  # the evaluate session
+    assert types[second:][-1] == "end" and lines[-1]["status"] == "finished"
+    metrics = [line for line in lines[second:] if line["type"] == "metric"]
+    assert metrics and all(m["key"].startswith("test/") for m in metrics)

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from hookforge.markers import hookimpl
 
@@ -39,6 +39,23 @@ class ComponentConfig(BaseModel):
     # allow_inf_nan=False: an infinite or NaN float option (a temperature, a learning rate) is
     # refused where it is given, not found as a NaN loss an epoch later
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_part_names(cls, data: Any) -> Any:
+        """``model.encoder.hidden=[64]`` alone configures the default encoder: a sub-component
+        given without a name is the field's default part."""
+        if not isinstance(data, dict):
+            return data
+        from hookforge.subcomponents import sub_kind_of
+
+        for name, field in cls.model_fields.items():
+            value = data.get(name)
+            if isinstance(value, dict) and "name" not in value and sub_kind_of(field):
+                default = field.get_default(call_default_factory=True)
+                if isinstance(default, dict) and "name" in default:
+                    data = {**data, name: {"name": default["name"], **value}}
+        return data
 
 
 class Component:

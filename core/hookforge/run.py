@@ -367,6 +367,8 @@ class Run:
         ``predictions`` of ``model`` already made for some splits are used as they are."""
         if self.record is None:
             raise UsageError("the run has no record to evaluate; call fit() first")
+        if self.status == "created":  # `hookforge evaluate`: the trackers' life cycle as in fit
+            return self._evaluate_recorded(list(splits), model, dataset)
         if dataset is None:
             dataset = self.dataset or self.load_data()
         if model is None:
@@ -385,6 +387,26 @@ class Run:
             self.log_metrics(scalars, step=step, epoch=None, split=split)
             self.emit("evaluation", split=split, metrics=scalars)
         return results
+
+    def _evaluate_recorded(self, splits: list[str], model: Model | None,
+                           dataset: Dataset | None) -> dict[str, dict[str, Any]]:
+        """Evaluate a recorded run (finished or not) outside ``fit``: every tracker gets the same
+        life cycle as in a run, ``start`` (reopening its run: ``run.resumed`` is True), the
+        metrics, then ``finalize`` with the run's recorded status."""
+        assert self.record is not None
+        recorded = self.record.status
+        self.resumed, self.status = True, "evaluating"
+        self.hook.hookforge_run_start(run=self)
+        try:
+            return self.evaluate(splits, model=model, dataset=dataset, step=self._final_step())
+        finally:
+            self.status = recorded
+            self.hook.hookforge_run_end(run=self, status=recorded)
+
+    def _final_step(self) -> int:
+        """The step the run's training ended at (0 for a run that recorded none)."""
+        assert self.record is not None
+        return int((self.record.info().get("fit") or {}).get("steps") or 0)
 
     def score(self, model: Model, dataset: Dataset, split: str = "val",
               predictions: Predictions | None = None) -> dict[str, float]:

@@ -80,7 +80,7 @@ def _validator(kind: str) -> Any:
     return validate
 
 
-def Sub(kind: str) -> Any:  # noqa: N802 - used as a type: `encoder: Sub("encoder")`
+def Sub(kind: str) -> Any:
     """The type of a sub-component field of ``kind`` (see the module docstring)."""
     return Annotated[
         SubSpec,

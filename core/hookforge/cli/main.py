@@ -10,6 +10,7 @@ is marked interrupted and can be resumed).
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
@@ -86,8 +87,6 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
                      "version": entry.version, "status": status, "error": error,
                      "entry_point": entry.value})
     if as_json:
-        import json
-
         click.echo(json.dumps(rows, indent=2))
         return
     width = max([len(r["name"]) for r in rows] + [4])
@@ -106,7 +105,6 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 def plugins_show(kind: str, name: str, as_json: bool) -> None:
     """Show the config schema of one component, with defaults and descriptions."""
     import inspect
-    import json
 
     from hookforge import registry
 
@@ -128,8 +126,7 @@ def plugins_show(kind: str, name: str, as_json: bool) -> None:
         return
     click.echo("\noptions:")
     for field_name, field in config.model_fields.items():
-        annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
-        annotation = annotation.replace("typing.", "")
+        annotation = _describe_type(field.annotation, field)
         if field.is_required():
             default = "(required)"
         else:
@@ -144,8 +141,40 @@ def plugins_show(kind: str, name: str, as_json: bool) -> None:
         if config.model_fields and hasattr(field.annotation, "model_fields"):
             for sub_name, sub in field.annotation.model_fields.items():
                 sub_default = json.dumps(sub.get_default(call_default_factory=True), default=str)
-                click.echo(f"      {field_name}.{sub_name}: default {sub_default}"
+                click.echo(f"      {field_name}.{sub_name}: {_describe_type(sub.annotation, sub)}  "
+                           f"default {sub_default}"
                            + (f"  ({sub.description})" if sub.description else ""))
+
+
+def _describe_type(annotation: Any, field: Any = None) -> str:
+    """A field's type as a user reads it: the allowed values of a Literal or an enum, each part
+    of a Union, the installed names of a sub-component kind."""
+    import enum
+    import typing
+
+    from hookforge.subcomponents import sub_kind_of
+
+    kind = sub_kind_of(field) if field is not None else None
+    if kind is not None:
+        from hookforge import registry
+
+        return f"{kind} ({', '.join(registry.names(kind)) or 'none installed'})"
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(json.dumps(a) if not isinstance(a, str) else a for a in args)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "one of " + ", ".join(str(m.value) for m in annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+        return " | ".join(_describe_type(a) for a in args if a is not type(None)) + \
+            (" | null" if type(None) in args else "")
+    if origin is typing.Annotated:
+        return _describe_type(args[0])
+    if origin in (list, dict, tuple, set):
+        inner = ", ".join(_describe_type(a) for a in args)
+        return f"{origin.__name__}[{inner}]" if inner else origin.__name__
+    name = getattr(annotation, "__name__", None) or str(annotation)
+    return name.replace("typing.", "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,8 +263,9 @@ def search(config_file: str | None, stage: str | None, storage: str | None, stud
       hookforge search -c configs/hpo/mlp_digits.yaml --stage fine --workers 2
       hookforge search -c configs/quickstart.yaml model.metric=euclidean,manhattan
     """
-    from hookforge.config import apply_overrides, read_yaml, resolve
-    from hookforge.config.loader import apply_shortcuts, parse_scalar
+    from hookforge.config import resolve
+    from hookforge.config.loader import parse_scalar
+    from hookforge.config.schema import compose_raw
     from hookforge.search import SearchSession
 
     plain, sweep = [], {}
@@ -249,12 +279,11 @@ def search(config_file: str | None, stage: str | None, storage: str | None, stud
         plain.insert(0, f"searcher={searcher_name}")
     if not config_file and not (data and model):
         raise click.UsageError("give a config file with -c FILE, or at least --data and --model")
-    raw = apply_shortcuts(read_yaml(config_file) if config_file else {}, data=data, model=model,
-                          trackers=trackers)
-    raw = apply_overrides(raw, plain)
+    raw, source, origins = compose_raw(config_file, plain, data=data, model=model,
+                                       trackers=trackers)
     if sweep and not (raw.get("searcher") or {}).get("name"):
         raw.setdefault("searcher", {})["name"] = "grid"  # a command-line sweep needs no section
-    config = resolve(raw, source=config_file or "<command line>")
+    config = resolve(raw, source=source, origins=origins)
     session = SearchSession(config, study=study, stage=stage, storage=storage, workers=workers,
                             sweep=sweep, command=["hookforge", *sys.argv[1:]])
     result = session.search()
@@ -450,8 +479,6 @@ def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: floa
         result = run_compare(list(run_dirs), list(metrics), threshold, level)
     promoted = promote(result, promote_to) if promote_to else None
     if as_json:
-        import json
-
         click.echo(json.dumps({**result.to_dict(), "promoted": promoted}, indent=2))
         return
     from rich.console import Console

@@ -9,7 +9,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from hookforge.errors import ConfigError
+from hookforge.errors import ConfigError, did_you_mean
 
 # Sections that hold a list of components; their items are {name: ..., options...}.
 LIST_SECTIONS = ("trackers", "evaluators")
@@ -271,4 +271,224 @@ def apply_shortcuts(config: dict[str, Any], *, data: str | None = None, model: s
             items = out.setdefault(section, [])
             if not any(item.get("name") == name for item in items):
                 items.append({"name": name})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Config groups: `GROUP=OPTION` merges GROUP/OPTION.yaml from the config search path; a file's
+# `defaults:` list composes groups (Hydra's convention, without Hydra: see docs/architecture.md)
+# ---------------------------------------------------------------------------------------------
+
+CONFIG_PATH_ENV = "HOOKFORGE_CONFIG_PATH"
+PACKAGE_DIRECTIVE = "# @package "
+
+
+def search_path(config_file: str | Path | None = None) -> list[Path]:
+    """Where config groups and named configs are looked up, in order: the config file's folder,
+    ``./configs``, then each folder of ``HOOKFORGE_CONFIG_PATH`` (``os.pathsep``-separated)."""
+    import os
+
+    folders: list[Path] = []
+    if config_file is not None:
+        folders.append(Path(config_file).resolve().parent)
+    folders.append((Path.cwd() / "configs").resolve())
+    folders += [Path(p).resolve() for p in os.environ.get(CONFIG_PATH_ENV, "").split(os.pathsep) if p]
+    seen: list[Path] = []
+    for folder in folders:
+        if folder not in seen:
+            seen.append(folder)
+    return seen
+
+
+def group_options(group: str, path: list[Path]) -> list[str]:
+    """The options of config group ``group`` (``model``, ``phase1/latent_space``) on the path."""
+    options: set[str] = set()
+    for folder in path:
+        directory = folder / group
+        if directory.is_dir():
+            options.update(p.stem for p in directory.glob("*.yaml"))
+    return sorted(options)
+
+
+def find_group_file(group: str, option: str, path: list[Path]) -> Path | None:
+    for folder in path:
+        candidate = folder / group / f"{option}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_named_config(name: str, path: list[Path]) -> Path | None:
+    """``-c phase1/experiment/compare`` when no such file exists here: NAME(.yaml) on the path."""
+    for folder in path:
+        for candidate in (folder / name, folder / f"{name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+class Composed:
+    """A composed config: the merged dict, and the folder of the file that set each leaf key
+    (relative paths in a file are relative to that file's folder)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.origins: dict[str, Path] = {}
+
+    def merge(self, overlay: dict[str, Any], origin: Path | None, at: list[str] | None = None) -> None:
+        target = self.data
+        for part in at or []:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {} if not isinstance(child, str) else {"name": child}
+            target = child
+        self._merge(target, normalize(overlay) if not at else overlay, origin, list(at or []))
+
+    def _merge(self, base: dict[str, Any], overlay: dict[str, Any], origin: Path | None,
+               prefix: list[str]) -> None:
+        for key, value in overlay.items():
+            here = [*prefix, str(key)]
+            current = base.get(key)
+            if isinstance(value, dict) and isinstance(current, dict):
+                switched = "name" in value and current.get("name") not in (None, value["name"]) \
+                    and (len(here) == 1 or is_sub_component(self.data, here))
+                if switched:  # another component or part: start from its defaults
+                    base[key] = {}
+                    self._forget(here)
+                self._merge(base[key], value, origin, here)
+                continue
+            base[key] = copy.deepcopy(value)
+            self._forget(here)
+            if origin is not None:
+                self._record(here, value, origin)
+
+    def _forget(self, here: list[str]) -> None:
+        dotted = ".".join(here)
+        for key in [k for k in self.origins if k == dotted or k.startswith(dotted + ".")]:
+            del self.origins[key]
+
+    def _record(self, here: list[str], value: Any, origin: Path) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                self._record([*here, str(key)], inner, origin)
+        elif isinstance(value, str):
+            self.origins[".".join(here)] = origin
+
+
+def _package(path: Path, group: str) -> list[str]:
+    """Where a group file's content goes: the group's own path (``model/latent`` ->
+    model.latent) unless its first line says ``# @package _global_`` (the root) or another
+    dotted package, as in Hydra."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline().strip()
+    if first.startswith(PACKAGE_DIRECTIVE):
+        package = first[len(PACKAGE_DIRECTIVE):].strip()
+        return [] if package in ("_global_", "") else package.split(".")
+    return group.replace("/", ".").split(".")
+
+
+def compose(config_file: str | Path | None, group_choices: dict[str, Any] | None = None,
+            path: list[Path] | None = None) -> Composed:
+    """The config file with its defaults list composed, then the command line's group choices
+    (which replace the defaults list's choice for the same group)."""
+    path = path if path is not None else search_path(config_file)
+    choices = dict(group_choices or {})
+    composed = Composed()
+    if config_file is not None:
+        _compose_file(Path(config_file), [], composed, choices, path, stack=[])
+    for group, option in choices.items():  # groups the files did not choose
+        _merge_group(group, option, composed, choices, path, stack=[], where="the command line")
+    return composed
+
+
+def _compose_file(file: Path, at: list[str], composed: Composed, choices: dict[str, Any],
+                  path: list[Path], stack: list[Path]) -> None:
+    if file.resolve() in stack:
+        chain = " -> ".join(p.name for p in [*stack, file.resolve()])
+        raise ConfigError(f"{file}: the defaults lists include each other ({chain})")
+    data = read_yaml(file)
+    defaults = data.pop("defaults", None)
+    if defaults is None:
+        entries: list[Any] = ["_self_"]
+    elif not isinstance(defaults, list):
+        raise ConfigError(f"{file}: 'defaults' must be a list, e.g. [{{model: bert_base}}, _self_]")
+    else:
+        entries = list(defaults) if "_self_" in defaults else [*defaults, "_self_"]
+    for entry in entries:
+        if entry == "_self_":
+            composed.merge(data, file.resolve().parent, at)
+        elif isinstance(entry, str):  # another config of the same folder
+            other = file.parent / (entry if entry.endswith(".yaml") else f"{entry}.yaml")
+            if not other.is_file():
+                raise ConfigError(f"{file}: defaults entry '{entry}': no file {other}")
+            _compose_file(other, at, composed, choices, path, [*stack, file.resolve()])
+        elif isinstance(entry, dict) and len(entry) == 1:
+            group, option = next(iter(entry.items()))
+            group = str(group).removeprefix("override ").strip()
+            option = choices.pop(group, option)  # the command line's choice wins
+            _merge_group(group, option, composed, choices, path, [*stack, file.resolve()],
+                         where=str(file))
+        else:
+            raise ConfigError(f"{file}: defaults entry {entry!r}: expected GROUP: OPTION, a config "
+                              f"name or _self_")
+
+
+def _merge_group(group: str, option: Any, composed: Composed, choices: dict[str, Any],
+                 path: list[Path], stack: list[Path], where: str) -> None:
+    if option is None:  # `model: null` in a defaults list: nothing from that group
+        return
+    found = find_group_file(group, str(option), path)
+    if found is None:
+        options = group_options(group, path)
+        raise ConfigError(f"{where}: config group '{group}' has no option '{option}'"
+                          f"{did_you_mean(str(option), options)}; options: "
+                          f"{', '.join(options) or 'none'} (searched {', '.join(map(str, path))})")
+    _compose_file(found, _package(found, group), composed, choices, path, stack)
+
+
+def split_group_overrides(overrides: list[str], config_file: str | Path | None) -> tuple[
+        dict[str, str], list[str]]:
+    """Separate ``GROUP=OPTION`` items (a config group on the search path) from dotted
+    overrides. ``model=xgboost`` is a group choice only when configs/model/xgboost.yaml exists;
+    otherwise it stays a plugin switch."""
+    path = search_path(config_file)
+    groups: dict[str, str] = {}
+    rest: list[str] = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if sep and "." not in key and value and "," not in value \
+                and ("/" in key or find_group_file(key, value, path) is not None):
+            groups[key] = value
+            continue
+        rest.append(item)
+    return groups, rest
+
+
+def resolve_relative_paths(section: dict[str, Any], prefix: str, config_cls: Any,
+                           origins: dict[str, Path]) -> dict[str, Any]:
+    """Relative values of path options (fields marked ``path``: data files, model directories)
+    set in a config file are relative to that file's folder. A path that exists only relative to
+    the working directory is kept that way, with a warning (configs written before this rule)."""
+    import logging
+    import os
+
+    fields = getattr(config_cls, "model_fields", {}) or {}
+    out = dict(section)
+    for name, field in fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        value = out.get(name)
+        key = f"{prefix}.{name}"
+        if not extra.get("path") or not isinstance(value, str) or key not in origins:
+            continue
+        candidate = Path(value).expanduser()
+        if candidate.is_absolute() or value in extra.get("names", ()):
+            continue
+        beside = origins[key] / candidate
+        if not beside.exists() and candidate.exists():
+            logging.getLogger("hookforge").warning(
+                "%s: '%s' is resolved against the working directory; a path in a config file is "
+                "relative to the file's folder (%s)", key, value, origins[key])
+            continue
+        out[name] = os.path.normpath(beside)
     return out

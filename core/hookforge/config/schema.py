@@ -17,7 +17,7 @@ from hookforge.config.loader import (
     apply_overrides,
     apply_shortcuts,
     normalize,
-    read_yaml,
+    resolve_relative_paths,
 )
 from hookforge.errors import ConfigError, PluginError, did_you_mean
 
@@ -160,7 +160,8 @@ def format_validation_error(exc: ValidationError, prefix: str, source: str,
     return f"{source}: {message}{more}"
 
 
-def _component(kind: str, section: Any, path: str, source: str) -> ComponentSpec:
+def _component(kind: str, section: Any, path: str, source: str,
+               origins: dict[str, Path] | None = None) -> ComponentSpec:
     if not isinstance(section, dict):
         raise ConfigError(f"{source}: '{path}' must be a mapping with a 'name', got {section!r}")
     options = dict(section)
@@ -175,6 +176,8 @@ def _component(kind: str, section: Any, path: str, source: str) -> ComponentSpec
     config_cls = getattr(cls, "Config", None)
     if config_cls is None:
         raise PluginError(f"{source}: {kind} '{name}' has no Config class")
+    if origins:
+        options = resolve_relative_paths(options, path, config_cls, origins)
     try:
         validated = config_cls.model_validate(options)
     except ValidationError as exc:
@@ -185,8 +188,11 @@ def _component(kind: str, section: Any, path: str, source: str) -> ComponentSpec
 
 
 def resolve(raw: dict[str, Any], *, source: str = "<config>",
-            require: tuple[str, ...] = ("data", "model")) -> ResolvedConfig:
-    """Validate a config dict completely; raise ConfigError/PluginError on the first problem."""
+            require: tuple[str, ...] = ("data", "model"),
+            origins: dict[str, Path] | None = None) -> ResolvedConfig:
+    """Validate a config dict completely; raise ConfigError/PluginError on the first problem.
+    ``origins`` (from :func:`compose_raw`) makes relative path options relative to the folder of
+    the file that set them."""
     config = normalize(raw)
     for key in config:
         if key not in SECTIONS:
@@ -217,7 +223,7 @@ def resolve(raw: dict[str, Any], *, source: str = "<config>",
     for section in ("data", "model", "loop", "searcher"):
         if config.get(section):
             setattr(resolved, section, _component(SECTIONS[section], config[section], section,
-                                                  source))
+                                                  source, origins))
     for section in LIST_SECTIONS:
         items = config.get(section) or []
         if not isinstance(items, list):
@@ -242,18 +248,49 @@ def resolve(raw: dict[str, Any], *, source: str = "<config>",
     return resolved
 
 
+def locate_config(path: str | Path) -> Path:
+    """``-c FILE``: the file, or else a named config on the search path (``-c
+    phase1/experiment/compare_vq_vs_none`` finds configs/phase1/experiment/compare_vq_vs_none.yaml)."""
+    from hookforge.config.loader import find_named_config, search_path
+
+    file = Path(path)
+    if file.exists():
+        return file
+    return find_named_config(str(path), search_path(None)) or file  # read_yaml says what is missing
+
+
+def compose_raw(path: str | Path | dict[str, Any] | None, overrides: list[str] | tuple[str, ...] = (),
+                **shortcuts: Any) -> tuple[dict[str, Any], str, dict[str, Path]]:
+    """The unvalidated config: the file with its defaults list and the command line's config
+    groups composed, then shortcuts and dotted overrides. Returns (config, source, origins): the
+    folder of the file that set each leaf key, for relative paths."""
+    from hookforge.config.loader import compose, split_group_overrides
+
+    if isinstance(path, dict):
+        raw, source, origins = normalize(path), "<dict>", {}
+        groups, rest = {}, list(overrides)
+    else:
+        file = locate_config(path) if path is not None else None
+        groups, rest = split_group_overrides(list(overrides), file)
+        composed = compose(file, groups)
+        raw, origins = composed.data, composed.origins
+        source = str(file) if file is not None else "<command line>"
+    raw = apply_shortcuts(raw, **{k: v for k, v in shortcuts.items() if v})
+    raw = apply_overrides(raw, rest)
+    for item in rest:  # a value given on the command line is relative to the working directory
+        key = item.partition("=")[0].strip()
+        key = key.split(".")[0] if key.split(".")[1:] in ([], ["name"]) else key
+        for dotted in [k for k in origins if k == key or k.startswith(key + ".")]:
+            del origins[dotted]
+    return raw, source, origins
+
+
 def load_config(path: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = (),
                 *, require: tuple[str, ...] = ("data", "model"), **shortcuts: Any) -> ResolvedConfig:
-    """Read a YAML file (or take a dict), apply shortcuts then ``KEY=VALUE`` overrides, validate.
+    """Read a YAML file (or take a dict) with its config groups, apply shortcuts then
+    ``KEY=VALUE`` overrides (``GROUP=OPTION`` picks a config group), validate.
 
     >>> cfg = load_config("configs/quickstart.yaml", ["run.seed=7"], model="centroid")
     """
-    if isinstance(path, dict):
-        raw, source = path, "<dict>"
-    elif path is None:
-        raw, source = {}, "<command line>"
-    else:
-        raw, source = read_yaml(path), str(path)
-    raw = apply_shortcuts(raw, **{k: v for k, v in shortcuts.items() if v})
-    raw = apply_overrides(raw, list(overrides))
-    return resolve(raw, source=source, require=require)
+    raw, source, origins = compose_raw(path, overrides, **shortcuts)
+    return resolve(raw, source=source, require=require, origins=origins)

@@ -31,4 +31,4 @@ def test_cli_selects_the_plugin_by_name(hookforge_cli):
     result = hookforge_cli("train", "--data", "sklearn", "data.dataset=wine", "--model", "centroid",
                            "--tracker", "jsonl", "--run-dir", "r")
     assert result.returncode == 0, result.stderr
-    assert "test: accuracy=" in result.stdout
+    assert "test (n=" in result.stdout and "accuracy=" in result.stdout

@@ -302,11 +302,13 @@ def _plain(values: list[Any] | None) -> list[Any] | None:
 
 
 class CsvConfig(TabularConfig):
-    path: str = Field(..., description="CSV file with a header row")
+    path: str = Field(..., description="CSV file with a header row", json_schema_extra={"path": True})
     val_path: str | None = Field(None, description="a separate file of the val split (then "
-                                                   "split.val is not cut from path)")
+                                                   "split.val is not cut from path)",
+                                 json_schema_extra={"path": True})
     test_path: str | None = Field(None, description="a separate file of the test split (then "
-                                                    "split.test is not cut from path)")
+                                                    "split.test is not cut from path)",
+                                  json_schema_extra={"path": True})
 
 
 class CsvSource(TabularSource):
@@ -356,7 +358,7 @@ class CsvSource(TabularSource):
 
 
 class ParquetConfig(CsvConfig):
-    path: str = Field(..., description="Parquet file")
+    path: str = Field(..., description="Parquet file", json_schema_extra={"path": True})
 
 
 class ParquetSource(CsvSource):

@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class TextConfig(ComponentConfig):
-    path: str = Field(..., description="CSV or JSON-lines file (by suffix: .csv, .jsonl, .json)")
+    path: str = Field(..., description="CSV or JSON-lines file (by suffix: .csv, .jsonl, .json)",
+                      json_schema_extra={"path": True})
     text_column: str = Field("text", description="column with the texts")
     label_column: str | None = Field("label", description="single-label: the label column")
     label_columns: list[str] | None = Field(
@@ -35,8 +36,10 @@ class TextConfig(ComponentConfig):
     max_length: int = Field(128, ge=8, description="tokens per text (longer texts are truncated)")
     group_by_length: bool = Field(False, description="batch texts of similar length together "
                                                      "(less padding, faster; still shuffled)")
-    val_path: str | None = Field(None, description="a separate file for the val split")
-    test_path: str | None = Field(None, description="a separate file for the test split")
+    val_path: str | None = Field(None, description="a separate file for the val split",
+                                 json_schema_extra={"path": True})
+    test_path: str | None = Field(None, description="a separate file for the test split",
+                                  json_schema_extra={"path": True})
     split: SplitConfig = Field(default_factory=SplitConfig)
 
     @model_validator(mode="after")

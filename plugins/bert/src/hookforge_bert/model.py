@@ -44,13 +44,15 @@ class LoraSettings(ComponentConfig):
 
 class BertConfigSection(ComponentConfig):
     pretrained: str | None = Field("minilm", description=("a local model directory, or 'minilm' for "
-                                                          "the offline MiniLM-L6 weights"))
+                                                          "the offline MiniLM-L6 weights"),
+                                   json_schema_extra={"path": True, "names": ["minilm"]})
     config: dict[str, Any] | None = Field(
         None, description="build a randomly initialised BERT with these BertConfig fields instead "
                           "(e.g. {hidden_size: 32, num_hidden_layers: 2, ...}); tokenizer from "
                           "'tokenizer'")
     tokenizer: str | None = Field(None, description="tokenizer directory or 'minilm' (default: "
-                                                     "the pretrained model's)")
+                                                     "the pretrained model's)",
+                                  json_schema_extra={"path": True, "names": ["minilm"]})
     dropout: float | None = Field(None, ge=0, lt=1, description="dropout before the classification "
                                                                 "head (default: the model's)")
     lora: LoraSettings = Field(default_factory=LoraSettings)

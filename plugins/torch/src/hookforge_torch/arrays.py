@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class ArraysConfig(ComponentConfig):
-    path: str = Field(..., description="a .npz, .h5/.hdf5 or .csv file")
+    path: str = Field(..., description="a .npz, .h5/.hdf5 or .csv file",
+                      json_schema_extra={"path": True})
     format: Literal["auto", "npz", "hdf5", "csv"] = Field("auto", description="auto: from the suffix")
     x_key: str = Field("X", description="inputs array name (npz, hdf5)")
     y_key: str = Field("y", description="targets array name (npz, hdf5)")

@@ -411,11 +411,17 @@ def _stage_summary(stage: dict[str, Any]) -> str:
 @click.argument("run_dir", type=click.Path())
 @click.option("--split", "splits", multiple=True, default=("test",), show_default=True,
               help="Split to evaluate (repeatable).")
+@click.option("--episodes", type=click.IntRange(min=1),
+              help="Environment data sources: play this many episodes per split "
+                   "(sets data.<split>_episodes).")
 @_overrides_argument()
-def evaluate(run_dir: str, splits: tuple[str, ...], overrides: tuple[str, ...]) -> None:
+def evaluate(run_dir: str, splits: tuple[str, ...], episodes: int | None,
+             overrides: tuple[str, ...]) -> None:
     """Evaluate a run's best checkpoint on a split; merges into its evaluation.json."""
     from hookforge.run import Run
 
+    if episodes is not None:
+        overrides = (*[f"data.{split}_episodes={episodes}" for split in splits], *overrides)
     run = Run.open(run_dir, overrides, command=["hookforge", *sys.argv[1:]])
     _print_evaluation(run.evaluate(list(splits)))
 

@@ -71,6 +71,7 @@ def test_predict_writes_labels_and_probabilities(hookforge_cli, two_runs, hookfo
         "sepal_length,sepal_width,petal_length,petal_width\n1,2,three,4\n")
     text = hookforge_cli("predict", str(run_a), "text.csv", "-o", "x.csv")
     assert text.returncode == 2 and "column 'petal_length' is not numeric" in text.stderr
+    assert "predict input text.csv" in text.stderr  # the input is named, not the training file
     nothing = hookforge_cli("predict", str(run_a), "nothing.csv", "-o", "x.csv")
     assert nothing.returncode == 2 and "input file not found" in nothing.stderr
 

@@ -275,6 +275,7 @@ class Run:
         if not self.resumed:
             self.preflight()
         self._open()
+        self.status = "running"
         status, result, evaluation = "failed", None, {}
         try:
             with _interrupt_on_sigterm():
@@ -395,6 +396,10 @@ class Run:
         metrics, then ``finalize`` with the run's recorded status."""
         assert self.record is not None
         recorded = self.record.status
+        # what can fail on bad input (no checkpoint, a changed data file) fails before any
+        # tracker or the record hears of an evaluation
+        dataset = dataset or self.dataset or self.load_data()
+        model = model or self.load_model()
         self.resumed, self.status = True, "evaluating"
         self.hook.hookforge_run_start(run=self)
         try:

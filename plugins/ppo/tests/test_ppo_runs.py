@@ -161,3 +161,16 @@ def test_nan_observations_stop_the_run_and_keep_last(ppo_config, hookforge_cli, 
     assert "training stopped and checkpoint 'last' from iteration" in done.stderr
     record = RunRecord.open(hookforge_tmp / "r")
     assert record.status == "failed" and record.verified_checkpoint("last")  # kept, intact
+
+
+def test_the_optuna_plan_runs_and_prunes_on_the_evaluation_return(hookforge_cli, hookforge_tmp):
+    done = hookforge_cli("search", "-c", ROOT / "configs" / "hpo" / "ppo_cartpole.yaml",
+                         "searcher.n_trials=3", "loop.total_timesteps=2048", "loop.eval_every=1",
+                         "data.val_episodes=2", "data.test_episodes=2", "data.max_episode_steps=100",
+                         f"run.output_dir={hookforge_tmp / 'out'}")
+    assert done.returncode == 0, done.stderr
+    stage = hookforge_tmp / "out" / "hpo" / "ppo-cartpole-hpo" / "search"
+    trials = json.loads((stage / "trials.json").read_text())
+    assert len(trials) == 3 and all(t["state"] in ("complete", "pruned") for t in trials)
+    assert all("val/mean_return" in t["metrics"] for t in trials)
+    assert yaml.safe_load((stage / "best_config.yaml").read_text())["loop"]["name"] == "ppo"

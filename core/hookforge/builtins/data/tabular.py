@@ -205,9 +205,13 @@ class TabularSource(DataSource):
         return found
 
     def _checked_features(self, X: pd.DataFrame, categorical: list[str], *,
-                          drop_allowed: bool) -> pd.DataFrame:
+                          drop_allowed: bool, where: str | None = None) -> pd.DataFrame:
+        """The feature columns, numeric where they must be, with the on_nan policy applied;
+        errors name ``where`` (default: the training data; a predict input names itself)."""
         import numpy as np
         import pandas as pd
+
+        where = where or self.describe()
 
         numeric = [c for c in X.columns if c not in categorical]
         dtypes = X.dtypes  # looked up once: per-column access is ~50 us a column
@@ -218,7 +222,7 @@ class TabularSource(DataSource):
                 bad = X[column][converted.isna() & X[column].notna()]
                 if len(bad) or pd.api.types.is_bool_dtype(dtype):
                     example = bad.iloc[0] if len(bad) else X[column].iloc[0]
-                    raise DataError(f"{self.describe()}: column '{column}' is not numeric (value "
+                    raise DataError(f"{where}: column '{column}' is not numeric (value "
                                     f"{example!r}); list it in data.categorical (or set "
                                     f"data.categorical=auto) or leave it out of data.features")
                 X = X.assign(**{column: converted})
@@ -237,7 +241,7 @@ class TabularSource(DataSource):
                 empty.update(zip(categorical, categorical_na.all(axis=0).tolist(), strict=True))
             all_nan = [c for c in X.columns if empty[c]]
             if all_nan:
-                raise DataError(f"{self.describe()}: column '{all_nan[0]}' has no values (all "
+                raise DataError(f"{where}: column '{all_nan[0]}' has no values (all "
                                 f"missing)")
         if bad_rows.any():
             policy = self.config.on_nan
@@ -248,7 +252,7 @@ class TabularSource(DataSource):
                 column = next(c for c in X.columns
                               if (c in numeric and not np.isfinite(values[row, numeric.index(c)]))
                               or (c not in numeric and pd.isna(X[c].iloc[row])))
-                raise DataError(f"{self.describe()}: missing or infinite value in column "
+                raise DataError(f"{where}: missing or infinite value in column "
                                 f"'{column}' (row {row + 1}); set data.on_nan=drop or keep")
             if policy == "drop":
                 X = X[~bad_rows]
@@ -268,7 +272,8 @@ class TabularSource(DataSource):
                             f"{did_you_mean(missing[0], map(str, frame.columns))}")
         if frame.shape[0] == 0:
             raise DataError(f"{path}: the input has no rows")
-        checked = self._checked_features(frame[features], categorical, drop_allowed=False)
+        checked = self._checked_features(frame[features], categorical, drop_allowed=False,
+                                         where=f"predict input {path}")
         return checked.reset_index(drop=True)
 
 

@@ -233,3 +233,20 @@ def test_pre_split_files_and_exported_splits(hookforge_cli, hookforge_tmp):
     parquet = hookforge_cli("train", "--data", "parquet", "data.path=test.parquet",
                             "data.target=species", "--model", "centroid", "data.split.stratify=false")
     assert parquet.returncode == 0, parquet.stderr
+
+
+def test_compare_breaks_ties_by_run_name_whatever_the_order(tmp_path):
+    from hookforge.compare import compare
+
+    runs = []
+    for name in ("b", "a", "c"):
+        record = RunRecord(tmp_path / name)
+        record.path.mkdir()
+        record.update_info(name=name, status="finished")
+        record.write_config({"run": {"name": name}})
+        record.merge_evaluation("val", {"accuracy": 0.9, "n_samples": 10})
+        runs.append(record.path)
+    for order in (runs, runs[::-1]):
+        result = compare(order, ["val/accuracy"])
+        assert result.champion.name == "a" and [r.name for r in result.rows] == ["a", "b", "c"]
+        assert "every run has val/accuracy = 0.9" in result.message

@@ -50,3 +50,13 @@ def quickstart(tiny_config):
     """A quickstart-like config dict: the example centroid model on the bundled iris CSV."""
     return tiny_config(data={"name": "csv", "path": str(IRIS_CSV), "target": "species"},
                        model={"name": "centroid"})
+
+
+@pytest.fixture
+def two_runs(hookforge_cli, hookforge_tmp):
+    """Two finished quickstart runs, ``a`` and ``b``, in the test's working directory."""
+    for name, extra in (("a", "model.standardize=true"), ("b", "model.standardize=false")):
+        result = hookforge_cli("train", "-c", QUICKSTART, f"data.path={IRIS_CSV}", extra,
+                               "--run-dir", name)
+        assert result.returncode == 0, result.stderr
+    return hookforge_tmp / "a", hookforge_tmp / "b"

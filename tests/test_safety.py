@@ -16,15 +16,6 @@ from hookforge.record import RunRecord, pid_alive
 from hookforge.seeds import derive_seed
 
 
-@pytest.fixture
-def run_dirs(hookforge_cli, hookforge_tmp):
-    for name, extra in (("a", "model.standardize=true"), ("b", "model.standardize=false")):
-        result = hookforge_cli("train", "-c", QUICKSTART, f"data.path={IRIS_CSV}", extra,
-                               "--run-dir", name)
-        assert result.returncode == 0, result.stderr
-    return hookforge_tmp / "a", hookforge_tmp / "b"
-
-
 def _one_line_error(result, code=2):
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
@@ -38,8 +29,8 @@ def _snapshot(directory):
             if p.is_file()}
 
 
-def test_promote_replaces_only_a_champion_it_wrote(run_dirs, hookforge_cli, hookforge_tmp):
-    run_a, run_b = run_dirs
+def test_promote_replaces_only_a_champion_it_wrote(two_runs, hookforge_cli, hookforge_tmp):
+    run_a, run_b = two_runs
     compare = ("compare", str(run_a), str(run_b), "--metric", "val/accuracy", "--threshold", "0.1")
     other_run = _snapshot(run_b)
     for target in (run_a, run_b):  # a run's own directory, or another run's
@@ -62,8 +53,8 @@ def test_promote_replaces_only_a_champion_it_wrote(run_dirs, hookforge_cli, hook
     assert again.returncode == 0, again.stderr
 
 
-def test_sync_refuses_a_checkpoint_whose_bytes_changed(run_dirs, hookforge_cli):
-    run_a, _ = run_dirs
+def test_sync_refuses_a_checkpoint_whose_bytes_changed(two_runs, hookforge_cli):
+    run_a, _ = two_runs
     weights = next(p for p in (run_a / "checkpoints" / "best").iterdir() if p.name != "checkpoint.json")
     weights.write_bytes(weights.read_bytes() + b"tampered")
     line = _one_line_error(hookforge_cli("sync", str(run_a), "--tracker", "jsonl"))
@@ -71,7 +62,7 @@ def test_sync_refuses_a_checkpoint_whose_bytes_changed(run_dirs, hookforge_cli):
     assert not (run_a / "trackers").exists() or not list((run_a / "trackers").glob("jsonl*"))
 
 
-def test_unwritable_output_locations_are_one_line_errors(hookforge_cli, hookforge_tmp, run_dirs):
+def test_unwritable_output_locations_are_one_line_errors(hookforge_cli, hookforge_tmp, two_runs):
     (hookforge_tmp / "afile").write_text("x")
     base = ("train", "-c", QUICKSTART, f"data.path={IRIS_CSV}")
     cases = [(("--run-dir", "afile"), "'afile' is a file"),
@@ -82,7 +73,7 @@ def test_unwritable_output_locations_are_one_line_errors(hookforge_cli, hookforg
         line = _one_line_error(hookforge_cli(*base, *extra))
         assert message in line, (extra, line)
     assert (hookforge_tmp / "afile").read_text() == "x"
-    run_a, _ = run_dirs
+    run_a, _ = two_runs
     line = _one_line_error(hookforge_cli("predict", str(run_a), str(IRIS_CSV), "-o", "/proc/x.csv"))
     assert "predict -o" in line
     line = _one_line_error(hookforge_cli("search", "-c", QUICKSTART, f"data.path={IRIS_CSV}",
@@ -144,8 +135,8 @@ def test_search_without_a_config_file(hookforge_cli, hookforge_tmp):
     assert (hookforge_tmp / "outputs" / "hpo" / "noconfig" / "best_config.yaml").is_file()
 
 
-def test_search_output_reuse_never_deletes_a_foreign_record(hookforge_cli, hookforge_tmp, run_dirs):
-    run_a, _ = run_dirs
+def test_search_output_reuse_never_deletes_a_foreign_record(hookforge_cli, hookforge_tmp, two_runs):
+    run_a, _ = two_runs
     trials = hookforge_tmp / "outputs" / "hpo" / "reuse" / "trials"
     trials.mkdir(parents=True)
     import shutil

@@ -13,15 +13,6 @@ from hookforge.compare import compare, jeffreys_interval
 from hookforge.errors import UsageError
 
 
-@pytest.fixture
-def two_runs(hookforge_cli, hookforge_tmp):
-    for name, extra in (("a", "model.standardize=true"), ("b", "model.standardize=false")):
-        result = hookforge_cli("train", "-c", QUICKSTART, f"data.path={IRIS_CSV}", extra,
-                               "--run-dir", name)
-        assert result.returncode == 0, result.stderr
-    return hookforge_tmp / "a", hookforge_tmp / "b"
-
-
 def test_evaluate_merges_into_evaluation_json(hookforge_cli, two_runs):
     run_a, _ = two_runs
     before = json.loads((run_a / "evaluation.json").read_text())

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from hookforge.seeds import derive_seed
 from hookforge.types import FitResult
 from hookforge_ppo import envs as gym_envs
 from hookforge_ppo.ppo import bootstrap_truncated, explained_variance, gae, minibatches, ppo_loss, schedule
+from hookforge_torch import engine
 
 log = logging.getLogger("hookforge")
 ENV_STATE = "env_state.json"
@@ -35,7 +34,6 @@ TRAINING_STATE = "training_state.pt"
 
 class PPOTrainer:
     def __init__(self, cfg: Any, run: Any, model: Any, dataset: Any) -> None:
-        from hookforge_torch import engine
 
         self.cfg, self.run, self.model, self.dataset = cfg, run, model, dataset
         self.gym = gym_envs.GymConfig.model_validate(dataset.info.extra["gym"])
@@ -78,12 +76,12 @@ class PPOTrainer:
 
     # -- the loop ------------------------------------------------------------------------------------
     def train(self) -> FitResult:
-        previous = self._install_signal_handlers()
+        previous = engine.catch_interrupts(self, "interrupted", "saving 'last' after this iteration")
         try:
             while self.iteration < self.iterations and not self.run.should_stop:
                 self.iteration_step()
         finally:
-            self._restore_signal_handlers(previous)
+            engine.restore_signal_handlers(previous)
             self.envs.close()
         best = self.run.record.checkpoint_dir("best") if self.run.primary else None
         if best is not None:  # the model is returned in its best state
@@ -251,7 +249,6 @@ class PPOTrainer:
                                      extra={"monitor": self.cfg.monitor})
 
     def _save_last(self) -> None:
-        from hookforge_torch import engine
 
         self._sync_observation_stats()
         snapshot, why = gym_envs.snapshot(self.envs)
@@ -272,7 +269,6 @@ class PPOTrainer:
 
     def _restore(self, directory: Path) -> None:
         from hookforge.errors import CheckpointError
-        from hookforge_torch import engine
 
         try:
             state = torch.load(directory / TRAINING_STATE, map_location="cpu", weights_only=True)
@@ -299,20 +295,3 @@ class PPOTrainer:
             self.next_obs = self._tensor(obs)
         engine.set_rng_state(state["rng"])
         log.info("resuming PPO at iteration %d (step %d)", self.iteration, self.global_step)
-
-    # -- Ctrl-C and SIGTERM: finish the iteration, save 'last', stop ---------------------------------
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def request(signum: int, frame: Any) -> None:
-            if self.interrupted:
-                raise KeyboardInterrupt
-            self.interrupted = True
-            log.warning("interrupt received: saving 'last' after this iteration (again to stop now)")
-
-        return {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

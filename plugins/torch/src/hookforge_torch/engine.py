@@ -144,3 +144,30 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         return batch
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
             for k, v in batch.items()}
+
+
+def catch_interrupts(owner: Any, attribute: str, message: str) -> dict[int, Any]:
+    """Ctrl-C and SIGTERM set ``owner.<attribute>`` to True, so the loop saves 'last' at its next
+    boundary (a step, an iteration) and stops; a second one stops at once. Returns the previous
+    handlers for :func:`restore_signal_handlers` (none outside the main thread)."""
+    import logging
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def request(signum: int, frame: Any) -> None:
+        if getattr(owner, attribute):  # the second one: stop now
+            raise KeyboardInterrupt
+        setattr(owner, attribute, True)
+        logging.getLogger("hookforge").warning("interrupt received: %s (again to stop now)", message)
+
+    return {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore_signal_handlers(previous: dict[int, Any]) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

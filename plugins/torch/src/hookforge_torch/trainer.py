@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -166,7 +164,7 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------
     def train(self) -> FitResult:
         run, cfg = self.run, self.cfg
-        previous = self._install_signal_handlers()
+        previous = engine.catch_interrupts(self, "_interrupted", "saving 'last' after this step")
         if self.dist.enabled:
             import inspect
 
@@ -188,7 +186,7 @@ class Trainer:
                     if run.should_stop or self.epoch >= cfg.epochs:
                         break
         finally:
-            self._restore_signal_handlers(previous)
+            engine.restore_signal_handlers(previous)
             self.model.module = engine.unwrap(self.model.module)
             self.dist.close()
         self._load_best()
@@ -445,20 +443,3 @@ class Trainer:
         best = self.run.record.checkpoint_dir("best") if self.run.primary else None
         if best is not None:
             self.model.restore_weights(best)
-
-    # -- Ctrl-C: finish the step, save 'last', then stop -------------------------------------------------
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def request(signum: int, frame: Any) -> None:
-            if self._interrupted:  # a second Ctrl-C stops at once
-                raise KeyboardInterrupt
-            self._interrupted = True
-            log.warning("interrupt received: saving 'last' after this step (again to stop now)")
-
-        return {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

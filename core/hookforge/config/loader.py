@@ -138,8 +138,9 @@ def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
         child = node.get(part)
         if child is None:
             child = node[part] = {}
-        elif isinstance(child, str) and part in COMPONENT_SECTIONS:
-            child = node[part] = {"name": child}
+        elif isinstance(child, str) and ((part in COMPONENT_SECTIONS and i == 0)
+                                         or is_sub_component(config, parts[: i + 1])):
+            child = node[part] = {"name": child}  # `latent: vq` given by name, then an option
         if not isinstance(child, (dict, list)):
             raise ConfigError(f"cannot set '{dotted}': '{here}' is a {type(child).__name__}, "
                               f"not a section")

@@ -79,7 +79,7 @@ def test_a_killed_run_resumes_bit_for_bit(ppo_config, hookforge_cli, hookforge_t
 @pytest.mark.parametrize("data, model", [
     ({"env": "Pendulum-v1", "max_episode_steps": 40}, {}),                     # Box actions
     ({"env": "MiniGrid-Empty-5x5-v0", "max_episode_steps": 30}, {}),           # image, flattened
-    ({"env": "MiniGrid-Empty-5x5-v0", "max_episode_steps": 30}, {"cnn": "yes"}),  # image, CNN
+    ({"env": "MiniGrid-Empty-5x5-v0", "max_episode_steps": 30}, {"cnn": True}),  # image, CNN
 ])
 def test_other_spaces_train_and_evaluate(data, model, ppo_config):
     result = hookforge.train(ppo_config(data=data, model=model, loop={"total_timesteps": 96,

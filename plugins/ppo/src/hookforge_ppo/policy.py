@@ -40,8 +40,10 @@ class ActorCriticConfig(ComponentConfig):
     hidden: list[int] = Field(default_factory=lambda: [64, 64], description="MLP widths")
     activation: Literal["tanh", "relu", "gelu", "silu"] = Field("tanh", description="activation")
     shared: bool = Field(False, description="one trunk for the actor and the critic")
-    cnn: Literal["auto", "yes", "no"] = Field("auto", description="a CNN trunk: auto for image "
-                                                                  "observations")
+    # a bool, so YAML's yes/no/true/false all mean what they say
+    cnn: bool | Literal["auto"] = Field("auto", description="a CNN trunk (true), an MLP on the "
+                                                            "flattened input (false), auto: a CNN "
+                                                            "for image observations")
     cnn_settings: CnnSettings = Field(default_factory=CnnSettings)
     ortho_init: bool = Field(True, description="orthogonal initialisation")
     log_std_init: float = Field(0.0, description="Box actions: initial log standard deviation")
@@ -71,7 +73,7 @@ class Network:
             def __init__(self) -> None:
                 super().__init__()
                 shape = observation["shape"]
-                self.image = (image and cfg.cnn != "no") or cfg.cnn == "yes"
+                self.image = cfg.cnn is True or (cfg.cnn == "auto" and image)
                 if self.image and len(shape) != 3:
                     raise ConfigError(f"model.cnn: the observations have shape {shape}, a CNN needs "
                                       f"images (height, width, channels)")
@@ -136,9 +138,12 @@ class Network:
                 from torch.distributions import Categorical, Normal
 
                 out = self.policy_head(hidden)
+                # validate_args=False: the inputs are the network's own outputs; the argument
+                # checks cost a few tensor ops per call, thousands of calls per update
                 if self.kind == "box":
-                    return Normal(out, self.log_std.exp().expand_as(out))
-                return [Categorical(logits=part) for part in out.split(self.logits_sizes, dim=-1)]
+                    return Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
+                return [Categorical(logits=part, validate_args=False)
+                        for part in out.split(self.logits_sizes, dim=-1)]
 
             def act(self, obs: torch.Tensor, action: torch.Tensor | None = None,
                     deterministic: bool = False) -> tuple[torch.Tensor, ...]:

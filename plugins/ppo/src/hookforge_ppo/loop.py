@@ -57,6 +57,16 @@ class PPOConfig(ComponentConfig):
         return value
 
 
+def check_rollout(cfg: PPOConfig, num_envs: int) -> int:
+    """The rollout's size, which minibatches of ``batch_size`` must divide."""
+    rollout = cfg.n_steps * num_envs
+    if rollout % cfg.batch_size or cfg.batch_size > rollout:
+        raise ConfigError(f"loop.batch_size {cfg.batch_size} does not divide a rollout of "
+                          f"loop.n_steps x data.num_envs = {cfg.n_steps} x {num_envs} = "
+                          f"{rollout} samples")
+    return rollout
+
+
 class PPOLoop(Loop):
     """Proximal Policy Optimization: rollouts, GAE, the clipped objective, minibatch epochs, KL
     early stop, schedules; one iteration per ``run.end_epoch``; exact resume."""
@@ -68,11 +78,7 @@ class PPOLoop(Loop):
         num_envs = getattr(data.options, "num_envs", None) if data is not None else None
         if num_envs is None:
             return
-        rollout = self.config.n_steps * num_envs
-        if rollout % self.config.batch_size or self.config.batch_size > rollout:
-            raise ConfigError(f"loop.batch_size {self.config.batch_size} does not divide a rollout "
-                              f"of loop.n_steps x data.num_envs = {self.config.n_steps} x "
-                              f"{num_envs} = {rollout} samples")
+        rollout = check_rollout(self.config, num_envs)
         if self.config.total_timesteps < rollout:
             raise ConfigError(f"loop.total_timesteps {self.config.total_timesteps} is less than one "
                               f"rollout ({rollout} steps)")

@@ -24,6 +24,7 @@ from hookforge.errors import DataError, RunInterrupted
 from hookforge.seeds import derive_seed
 from hookforge.types import FitResult
 from hookforge_ppo import envs as gym_envs
+from hookforge_ppo.loop import check_rollout
 from hookforge_ppo.ppo import bootstrap_truncated, explained_variance, gae, minibatches, ppo_loss, schedule
 from hookforge_torch import engine
 
@@ -38,13 +39,7 @@ class PPOTrainer:
         self.cfg, self.run, self.model, self.dataset = cfg, run, model, dataset
         self.gym = gym_envs.GymConfig.model_validate(dataset.info.extra["gym"])
         self.num_envs = self.gym.num_envs
-        rollout = cfg.n_steps * self.num_envs
-        if rollout % cfg.batch_size or cfg.batch_size > rollout:
-            from hookforge.errors import ConfigError
-
-            raise ConfigError(f"loop.batch_size {cfg.batch_size} does not divide a rollout of "
-                              f"loop.n_steps x data.num_envs = {cfg.n_steps} x {self.num_envs} = "
-                              f"{rollout} samples")
+        rollout = check_rollout(cfg, self.num_envs)  # again here: a resume skips preflight
         engine.seed_everything(run.seed)
         self.device = engine.resolve_device(cfg.device)
         model.net.to(self.device)

@@ -77,3 +77,21 @@ def seeded_split(run: Run, y: Any, task: str, config: SplitConfig, *, fingerprin
             "indices": {k: v.tolist() for k, v in indices.items()},
         }, compact=True)
     return indices
+
+
+def without_classes(splits: dict[str, Any], y: Any, info: Any, classes: list[Any],
+                    source: str) -> dict[str, Any]:
+    """``splits`` with the rows of ``classes`` left out of train (kept in val and test):
+    ``data.exclude_classes_from_train``, how an anomaly detector is trained and then scored."""
+    import numpy as np
+
+    held = [str(c) for c in classes]
+    known = [str(c) for c in info.classes or []]
+    unknown = [c for c in held if c not in known]
+    if info.task != "classification" or unknown:
+        raise DataError(f"{source}: data.exclude_classes_from_train lists "
+                        f"'{(unknown or held)[0]}', which is not a class of the data"
+                        + (f" (classes: {', '.join(known)})" if known else ""))
+    indices = [known.index(c) for c in held]
+    train = splits["train"]
+    return {**splits, "train": train[~np.isin(y[train], indices)]}

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from hookforge.components import ComponentConfig, DataSource
 from hookforge.errors import DataError, did_you_mean
-from hookforge.splits import SplitConfig, fingerprint_bytes, seeded_split
+from hookforge.splits import SplitConfig, fingerprint_bytes, seeded_split, without_classes
 from hookforge.types import Dataset, DatasetInfo, Split
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,27 +90,14 @@ class TabularSource(DataSource):
         splits = seeded_split(run, y, info.task, self.config.split, fingerprint=fingerprint,
                               source=self.describe(), fixed=fixed)
         if self.config.exclude_classes_from_train:
-            splits = self._without_held_out(splits, y, info)
+            splits = without_classes(splits, y, info, self.config.exclude_classes_from_train,
+                                     self.describe())
         # iloc and fancy indexing copy: a trial cannot change the prepared rows (nor its info)
         parts = {name: Split(X.iloc[idx].reset_index(drop=True), y[idx])
                  for name, idx in splits.items() if len(idx)}
         if self.config.export_splits and run.primary and not run.resumed:
             self._export(Path(self.config.export_splits), parts, info)
         return Dataset(info=copy.deepcopy(info), splits=parts)
-
-    def _without_held_out(self, splits: dict[str, Any], y: Any, info: DatasetInfo) -> dict[str, Any]:
-        import numpy as np
-
-        held = [str(c) for c in self.config.exclude_classes_from_train]
-        known = [str(c) for c in info.classes or []]
-        unknown = [c for c in held if c not in known]
-        if info.task != "classification" or unknown:
-            raise DataError(f"{self.describe()}: data.exclude_classes_from_train lists "
-                            f"'{(unknown or held)[0]}', which is not a class of the data"
-                            + (f" (classes: {', '.join(known)})" if known else ""))
-        indices = [known.index(c) for c in held]
-        train = splits["train"]
-        return {**splits, "train": train[~np.isin(y[train], indices)]}
 
     def _export(self, directory: Path, parts: dict[str, Split], info: DatasetInfo) -> None:
         """The split's rows as files, with the original labels; a directory holding files that

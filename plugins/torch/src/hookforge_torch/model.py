@@ -151,8 +151,26 @@ class TorchModel(Model):
     def collate(self, split: Split, indices: np.ndarray, cache: bool = True) -> dict[str, Any]:
         import torch
 
+        if hasattr(split.X, "read_mask"):  # rows read from a file batch by batch (the h5 source)
+            return self.read_batch(split, indices)
         index = torch.from_numpy(indices)
         return {k: v.index_select(0, index) for k, v in self.tensors(split, cache).items()}
+
+    def read_batch(self, split: Split, indices: np.ndarray) -> dict[str, Any]:
+        """A batch of :class:`~hookforge_torch.h5.H5Rows`: ``x``, ``mask`` where the file has
+        one, and ``y`` as :meth:`_split_tensors` would make it."""
+        import numpy as np
+        import torch
+
+        batch = {"x": self.inputs_tensor(split.X.read(indices))}
+        mask = split.X.read_mask(indices)
+        if mask is not None:
+            batch["mask"] = torch.from_numpy(mask)
+        if split.y is not None:
+            y = np.asarray(split.y)[indices]
+            batch["y"] = torch.from_numpy(y.astype(np.int64 if self.info.task == "classification"
+                                                   else np.float32))
+        return batch
 
     # -- inference ---------------------------------------------------------------------------------
     def run_split(self, split: Split, batch_size: int = 256, autocast: Any = None,

@@ -101,6 +101,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=amp.enabled and amp.dtype == "float16" and self.device.type == "cuda")
         self.use_scaler = self.scaler.is_enabled()
+        self._amp_context = self._autocast()  # reusable: entered once per step
         self.monitor = cfg.monitor if self.val_split is not None or not cfg.monitor.startswith("val/") \
             else "train/loss"
         self.monitor_mode = _direction(cfg.monitor_mode, self.monitor)
@@ -123,6 +124,7 @@ class Trainer:
         self.last_saved_step = -1
         self._interrupted = False  # set by the signal handler of this process
         self._stop_agreed = False  # under DDP: every process agreed to stop (at reporting points)
+        self.setup()
         if run.resume_from is not None:
             self._restore(run.resume_from.path)
         run.emit("trainer", device=str(self.device), trainable_parameters=model.trainable_parameters(),
@@ -160,6 +162,30 @@ class Trainer:
 
     def _autocast(self) -> Any:
         return engine.autocast(self.device, self.cfg.amp.enabled, self.cfg.amp.dtype)
+
+    # -- what a loop built on this engine may change -------------------------------------------------
+    # A loop with another objective (an adversarial autoencoder's discriminator, a diffusion
+    # decoder's denoising loss) overrides these and inherits everything else: batches,
+    # accumulation, AMP, clipping, schedules, validation, checkpoints, early stopping, resume.
+    def setup(self) -> None:
+        """Build what else the loop trains (a second network, its optimizer); runs after the
+        model's optimizer exists and before a checkpoint is restored."""
+
+    def step_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The loss of one micro-batch whose backward() trains the model (called in train mode)."""
+        with self._amp_context:
+            return self.model.compute_loss(batch, self.model.forward(batch))
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """Extra ``train/...`` metrics at each epoch end; an override resets its own sums here."""
+        return {}
+
+    def extra_state(self) -> dict[str, Any]:
+        """More training state for ``checkpoints/last`` (tensors, numbers, dicts of them)."""
+        return {}
+
+    def restore_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` saved."""
 
     # -- the loop ----------------------------------------------------------------------------------
     def train(self) -> FitResult:
@@ -205,9 +231,8 @@ class Trainer:
         accumulate, grad_clip = cfg.gradient_accumulation, cfg.grad_clip
         val_every, checkpoint_every = cfg.val_every_n_steps, cfg.checkpoint_every_n_steps
         log_every, n_batches = run.log_every_n_steps, len(plan)
-        forward, compute_loss, collate = model.forward, model.compute_loss, model.collate
+        step_loss, collate = self.step_loss, model.collate
         on_cpu = device.type == "cpu"
-        amp_context = self._autocast()  # reusable: entered once per step
         module.train()
         started = time.perf_counter()
         for b in range(self.batch, n_batches):
@@ -217,8 +242,7 @@ class Trainer:
                 batch = engine.to_device(batch, device)
             group_start = b - b % accumulate
             group_size = min(accumulate, n_batches - group_start)
-            with amp_context:
-                loss = compute_loss(batch, forward(batch))
+            loss = step_loss(batch)
             scaled = loss / group_size if group_size > 1 else loss
             (scaler.scale(scaled) if use_scaler else scaled).backward()
             pending.append(loss.detach())
@@ -312,6 +336,7 @@ class Trainer:
             metrics["train/samples_per_s"] = examples / max(seconds, 1e-9)
             metrics["train/epoch_time_s"] = seconds
             metrics["train/peak_memory_mb"] = engine.peak_memory_mb(self.device)
+            metrics.update({f"train/{k}": v for k, v in self.epoch_metrics().items()})
         if self.val_split is not None:
             val_loss, predictions = self.model.run_split(self.val_split, self.eval_batch_size,
                                                          self._autocast())
@@ -391,6 +416,7 @@ class Trainer:
                 "epoch_loss_sum": self.epoch_loss_sum, "epoch_batches": self.epoch_batches,
                 "epoch_examples": self.epoch_examples, "epoch_seconds": self.epoch_seconds,
             },
+            "extra": self.extra_state(),
         }
 
     def _save_last(self, periodic: bool = False) -> None:
@@ -433,6 +459,7 @@ class Trainer:
         self.epoch_loss_sum, self.epoch_batches = acc["epoch_loss_sum"], acc["epoch_batches"]
         self.epoch_examples, self.epoch_seconds = acc["epoch_examples"], acc["epoch_seconds"]
         self.last_saved_step = self.step
+        self.restore_extra_state(state.get("extra") or {})
         per_rank = state.get("rng_per_rank")
         same_world = per_rank is not None and len(per_rank) == self.dist.world_size
         engine.set_rng_state(per_rank[self.dist.rank] if same_world else state["rng"])

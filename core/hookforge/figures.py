@@ -128,3 +128,96 @@ def plot_label_confusions(matrices: Any, labels: list[str], title: str, path: Pa
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+# -- presets and families -------------------------------------------------------------------------
+# A figure family is a kind of plot (loss curves, reconstructions, a latent-space projection...).
+# ``run.plots`` (a preset) says which families are drawn; ``run.plot_families.<family>`` switches
+# one on or off and sets how often it is drawn while training. The core draws ``losses`` and
+# ``metrics``; a component adds its own by listing them in a ``plot_families`` class attribute
+# (family -> the lowest preset that draws it), which ``hookforge plugins show`` prints and the
+# run checks names against.
+PRESET_LEVELS = {"minimal": 0, "standard": 1, "full": 2}
+CORE_FAMILIES = {"losses": "minimal", "metrics": "standard"}
+FULL_EVERY_N_EPOCHS = 5  # the full preset's default cadence while training
+
+
+def known_families(run: Any) -> dict[str, str]:
+    """Every family the run's components draw: name -> the lowest preset that draws it."""
+    families = dict(CORE_FAMILIES)
+    for component in (getattr(run, "data", None), getattr(run, "model", None),
+                      getattr(run, "loop", None), *getattr(run, "evaluators", ())):
+        families.update(getattr(type(component), "plot_families", None) or {})
+    return families
+
+
+def check_families(run: Any) -> None:
+    """``run.plot_families`` names only families this run can draw (a typo fails at once)."""
+    from hookforge.errors import ConfigError, did_you_mean
+
+    known = known_families(run)
+    for name in run.config.run.plot_families:
+        if name not in known:
+            raise ConfigError(f"run.plot_families: unknown figure family '{name}'"
+                              f"{did_you_mean(name, known)}; this run draws: "
+                              f"{', '.join(sorted(known))}")
+
+
+def family_due(run: Any, family: str, *, epoch: int | None = None) -> bool:
+    """Whether ``family`` is drawn now: at the end (``epoch`` None) or after epoch ``epoch``
+    (0-based) while training."""
+    if not getattr(run, "figures", False) or getattr(run, "record", None) is None:
+        return False
+    section = run.config.run
+    choice = section.plot_families.get(family)
+    lowest = known_families(run).get(family, "standard")
+    enabled = choice.enabled if choice is not None and choice.enabled is not None \
+        else PRESET_LEVELS[section.plots] >= PRESET_LEVELS[lowest]
+    if not enabled:
+        return False
+    if epoch is None:
+        return True
+    every = choice.every_n_epochs if choice is not None and choice.every_n_epochs else None
+    if every is None:
+        every = FULL_EVERY_N_EPOCHS if section.plots == "full" else None
+    return every is not None and (epoch + 1) % every == 0
+
+
+def family_path(run: Any, family: str, moment: str, epoch: int | None) -> Path:
+    """``figures/<family>-<moment>-e<epoch>.png`` (e.g. recon-epoch_end-e019.png; the end of
+    training without an epoch: recon-run_end.png)."""
+    suffix = f"-e{epoch:03d}" if epoch is not None else ""
+    return Path(run.figures_dir) / f"{family}-{moment}{suffix}.png"
+
+
+_drawing_lock = threading.Lock()
+_drawing: list[threading.Thread] = []
+
+
+def draw_in_background(draw: Any, *args: Any) -> None:
+    """Draw a figure on a worker thread (matplotlib's Agg rendering is C code that releases the
+    GIL for much of its time), so training goes on; :func:`wait_for_drawing` joins them. The
+    arguments must be copies the training will not change."""
+    import logging
+
+    def run() -> None:
+        try:
+            draw(*args)
+        except Exception as exc:  # a figure never fails a run
+            logging.getLogger("hookforge").warning("could not draw a figure: %s", exc)
+
+    with _drawing_lock:
+        previous = list(_drawing)
+        _drawing[:] = [t for t in previous if t.is_alive()]
+        thread = threading.Thread(target=run, name="hookforge-figure", daemon=True)
+        _drawing.append(thread)
+    thread.start()
+
+
+def wait_for_drawing() -> None:
+    """Join every figure thread (before the run reports its figures as artifacts)."""
+    with _drawing_lock:
+        threads = list(_drawing)
+        _drawing.clear()
+    for thread in threads:
+        thread.join()

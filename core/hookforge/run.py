@@ -321,6 +321,9 @@ class Run:
     def preflight(self) -> None:
         """Every component's :meth:`~hookforge.components.Component.preflight`, before anything
         is written."""
+        from hookforge.figures import check_families
+
+        check_families(self)
         for component in (self.data, self.model, self.loop, *self.evaluators):
             if component is not None:
                 component.preflight(self)
@@ -590,6 +593,10 @@ class Run:
         # The checkpoint first: a tracker's worker saves and uploads the model (file copies and
         # database commits that release the GIL) while the figures are drawn here.
         self._log_artifacts(figures=False)
+        if self.figures:
+            from hookforge.figures import wait_for_drawing
+
+            wait_for_drawing()  # the figures drawn while training are all written
         if self.local is not None:
             try:
                 self.local.draw_figures(self)

@@ -121,6 +121,10 @@ def plugins_show(kind: str, name: str, as_json: bool) -> None:
         click.echo("\n" + doc.split("\n\n")[0])
     if kind == "model" and getattr(cls, "default_loop", None):
         click.echo(f"\ndefault loop: {cls.default_loop}")
+    families = getattr(cls, "plot_families", None)
+    if families:  # run.plot_families.<family> switches these
+        click.echo("\nfigure families: " + ", ".join(f"{family} (from run.plots={preset})"
+                                                      for family, preset in families.items()))
     if config is None or not config.model_fields:
         click.echo("\n(no options)")
         return

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -22,6 +22,15 @@ from hookforge.config.loader import (
 from hookforge.errors import ConfigError, PluginError, did_you_mean
 
 
+class PlotFamilyConfig(ComponentConfig):
+    """One figure family's switch over the ``run.plots`` preset."""
+
+    enabled: bool | None = Field(None, description="draw this family (default: the preset says)")
+    every_n_epochs: int | None = Field(None, ge=1, description=(
+        "also draw it every N epochs while training (default: full preset 5, otherwise only at "
+        "the end)"))
+
+
 class RunSection(ComponentConfig):
     """The ``run`` section: what every run has whatever its components."""
 
@@ -33,6 +42,12 @@ class RunSection(ComponentConfig):
     log_every_n_steps: int = Field(50, ge=1, description="aggregate per-step values over this many steps")
     figures: bool | None = Field(None, description="draw PNG figures (default: yes for runs, no for "
                                                    "search trials, where they cost more than they show)")
+    plots: Literal["minimal", "standard", "full"] = Field(
+        "standard", description="which figure families are drawn: minimal (loss curves), "
+        "standard (every family once, at the end), full (also every few epochs)")
+    plot_families: dict[str, PlotFamilyConfig] = Field(default_factory=dict, description=(
+        "per-family switches over the preset, e.g. {recon: {enabled: true, every_n_epochs: 2}}; "
+        "families: losses, metrics and those of the run's components (hookforge plugins show)"))
     system_metrics: bool = Field(True, description="sample CPU, memory and GPU use off the training "
                                                    "thread into the record and every tracker")
     system_metrics_interval_s: float = Field(10.0, gt=0, description="seconds between two samples")

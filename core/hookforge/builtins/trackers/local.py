@@ -138,9 +138,11 @@ class LocalTracker(Tracker):
         if not self.config.figures or not run.figures or run.record is None:
             return []
         self.flush()
-        from hookforge.figures import plot_metric_series
+        from hookforge.figures import family_due, plot_metric_series
 
-        rows = run.record.read_metrics()
+        losses, others = family_due(run, "losses"), family_due(run, "metrics")
+        rows = [row for row in run.record.read_metrics()
+                if (losses if "loss" in row["name"] else others)]
         return plot_metric_series(rows, run.figures_dir, run.name) if rows else []
 
     def sync(self, record: Any) -> str:

@@ -10,9 +10,10 @@ error as an anomaly score for those classes against the others.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hookforge.components import ComponentConfig, Evaluator
+from hookforge.markers import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from hookforge.run import Run
@@ -20,12 +21,28 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class ReconstructionEvaluator(Evaluator):
-    """Reconstruction error, code usage and anomaly AUROC."""
+    """Reconstruction error, code usage and anomaly AUROC; and the autoencoder's figures."""
 
     tasks = ("reconstruction",)
+    # figure families (hookforge_autoencoder.figures) and the lowest run.plots preset drawing each
+    plot_families: ClassVar[dict[str, str]] = {"recon": "standard", "latent": "standard",
+                                               "codebook": "standard", "anomaly": "standard"}
 
     class Config(ComponentConfig):
         pass
+
+    def __init__(self, config: Any = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        self._validated: Predictions | None = None  # the latest validation, for epoch figures
+        self._perplexities: list[tuple[int, float]] = []
+
+    @hookimpl
+    def hookforge_after_epoch(self, run: Run, result: Any) -> None:
+        predictions, self._validated = self._validated, None
+        if "val/perplexity" in result.metrics:
+            self._perplexities.append((result.epoch, result.metrics["val/perplexity"]))
+        if predictions is not None:
+            self._draw(run, predictions, "val", "epoch_end", result.epoch)
 
     def evaluate(self, run: Run, split: str, predictions: Predictions,
                  final: bool = True) -> dict[str, Any]:
@@ -54,14 +71,59 @@ class ReconstructionEvaluator(Evaluator):
         auroc = _anomaly_auroc(run, errors, labels)
         if auroc is not None:
             out["anomaly_auroc"] = auroc
+        if final:
+            self._draw(run, predictions, split, f"final_{split}", None)
+        else:
+            self._validated = predictions
         return out
 
+    def _draw(self, run: Run, predictions: Any, split: str, moment: str,
+              epoch: int | None) -> None:
+        """The due families, on the core's figure threads (copies of small arrays only)."""
+        import numpy as np
 
-def _anomaly_auroc(run: Run, scores: Any, labels: Any) -> float | None:
-    """AUROC of ``scores`` for the held-out classes (positives) against the rest."""
+        from hookforge.figures import draw_in_background, family_due, family_path
+        from hookforge_autoencoder import figures
+
+        title = f"{run.name} {split}" + (f" epoch {epoch + 1}" if epoch is not None else "")
+        labels = getattr(predictions, "labels", None)
+        if labels is None:
+            labels = predictions.y_true
+        if family_due(run, "recon", epoch=epoch) and predictions.examples is not None:
+            originals, rebuilt, masks = predictions.examples
+            draw_in_background(figures.draw_reconstructions, originals, rebuilt,
+                               predictions.input_shape or [originals[0].size], masks,
+                               f"{title}: reconstructions",
+                               family_path(run, "recon", moment, epoch))
+        if family_due(run, "latent", epoch=epoch) and predictions.latents is not None:
+            classes = run.dataset_info.classes if run.dataset_info else None
+            draw_in_background(figures.draw_latents, predictions.latents[:2000].copy(),
+                               None if labels is None else np.asarray(labels)[:2000].copy(),
+                               classes, f"{title}: latent space (PCA)",
+                               family_path(run, "latent", moment, epoch))
+        codes = getattr(predictions, "codes", None)
+        if family_due(run, "codebook", epoch=epoch) and codes is not None:
+            draw_in_background(figures.draw_codebook, np.asarray(codes).copy(),
+                               predictions.codebook_size, self._history(run),
+                               f"{title}: codebook", family_path(run, "codebook", moment, epoch))
+        positive = _held_out(run, labels)
+        if family_due(run, "anomaly", epoch=epoch) and positive is not None:
+            draw_in_background(figures.draw_anomaly, np.asarray(predictions.y_pred).copy(),
+                               positive, f"{title}: anomaly score",
+                               family_path(run, "anomaly", moment, epoch))
+
+    def _history(self, run: Run) -> list[tuple[int, float]]:
+        """Perplexity per epoch: this process's, or the record's after a resume."""
+        if run.resumed and run.record is not None:
+            return [(row["epoch"], row["value"]) for row in run.record.read_metrics()
+                    if row["name"] == "perplexity" and row["split"] == "val"
+                    and row.get("epoch") is not None]
+        return list(self._perplexities)
+
+
+def _held_out(run: Run, labels: Any) -> Any:
+    """Which rows belong to the classes held out of training (None: none were)."""
     import numpy as np
-
-    from hookforge.builtins.evaluators.classification import _binary_auroc
 
     data = getattr(run.config, "data", None)
     held_out = getattr(getattr(data, "options", None), "exclude_classes_from_train", None) or []
@@ -70,5 +132,14 @@ def _anomaly_auroc(run: Run, scores: Any, labels: Any) -> float | None:
         return None
     wanted = {str(c) for c in held_out}
     anomalous = [i for i, c in enumerate(info.classes) if str(c) in wanted]
-    positive = np.isin(np.asarray(labels), anomalous)
-    return _binary_auroc(positive, np.asarray(scores))
+    return np.isin(np.asarray(labels), anomalous)
+
+
+def _anomaly_auroc(run: Run, scores: Any, labels: Any) -> float | None:
+    """AUROC of ``scores`` for the held-out classes (positives) against the rest."""
+    import numpy as np
+
+    from hookforge.builtins.evaluators.classification import _binary_auroc
+
+    positive = _held_out(run, labels)
+    return None if positive is None else _binary_auroc(positive, np.asarray(scores))

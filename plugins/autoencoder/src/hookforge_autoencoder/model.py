@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hookforge.types import Dataset, DatasetInfo
 
 TASK = "reconstruction"
+EXAMPLES = 8  # rows kept for the reconstruction figures
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Reconstructions(Predictions):
     codes: Any = None  # VQ code indices, or None
     codebook_size: int | None = None
     labels: Any = None
+    # the first rows (scaled inputs, reconstructions, masks) and their shape, for the figures
+    examples: tuple[Any, Any, Any] | None = None
+    input_shape: list[int] | None = None
     task: str = TASK
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -221,7 +225,7 @@ class AutoEncoder(TorchModel):
         was_training = self.module.training
         self.module.eval()
         squared, absolute, feature, latents, codes = [], [], None, [], []
-        loss_sum, rows = 0.0, 0
+        loss_sum, rows, examples = 0.0, 0, None
         plan = self.batch_plan(split, batch_size, seed=0, epoch=0, shuffle=False)
         try:
             with torch.no_grad(), autocast or nullcontext():
@@ -240,6 +244,11 @@ class AutoEncoder(TorchModel):
                         rows += len(indices)
                     loss_sum += float(self.net.loss(reconstruction, target, mask) + aux) * len(indices)
                     latents.append(z.float().cpu())
+                    if examples is None:
+                        shown = slice(0, EXAMPLES)
+                        examples = (target[shown].float().cpu().numpy(),
+                                    reconstruction[shown].float().cpu().numpy(),
+                                    None if mask is None else mask[shown].cpu().numpy())
                     if code is not None:
                         codes.append(code.cpu())
         finally:
@@ -253,7 +262,8 @@ class AutoEncoder(TorchModel):
             latents=torch.cat(latents).numpy() if latents else None,
             codes=torch.cat(codes).numpy() if codes else None,
             codebook_size=getattr(latent_part.options, "codebook_size", None),
-            labels=None if split.y is None else np.asarray(split.y))
+            labels=None if split.y is None else np.asarray(split.y),
+            examples=examples, input_shape=self.input_shape(self.info))
         return loss_sum / n, predictions
 
     def predict(self, inputs: Any) -> Predictions:

@@ -25,7 +25,8 @@ class DiffusionTrainer(Trainer):
         with self._amp_context:
             target, quantized, aux, _, _ = self.model.module(batch["x"], batch.get("mask"),
                                                                 decode=False)
-            return self.decoder.denoising_loss(target, quantized) + aux
+            loss = self.decoder.denoising_loss(target, quantized)
+            return loss if aux is None else loss + aux
 
     def train(self) -> FitResult:
         try:

@@ -1,7 +1,8 @@
 """Latent spaces between the encoder and the decoder. Each is a class with a ``Config``,
 ``output_dim(latent_dim)`` and ``module(latent_dim) -> torch.nn.Module`` whose forward takes the
 encoder's ``(N, latent_dim)`` and returns ``(z, aux_loss, codes)``: what the decoder gets, a loss
-term added to the reconstruction loss (0 for none), and code indices (VQ) or None.
+term added to the reconstruction loss (None where there is none: no extra op per step), and code
+indices (VQ) or None.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Identity:
 
         class Passthrough(torch.nn.Module):
             def forward(self, z: Any) -> tuple[Any, Any, None]:
-                return z, z.new_zeros(()), None
+                return z, None, None
 
         return Passthrough()
 
@@ -56,7 +57,7 @@ class Linear(Identity):
                 self.projection = projection
 
             def forward(self, z: Any) -> tuple[Any, Any, None]:
-                return self.projection(z), z.new_zeros(()), None
+                return self.projection(z), None, None
 
         return Projection()
 
@@ -127,7 +128,7 @@ class VAE(Identity):
                 mean, log_var = self.stats(z).chunk(2, dim=-1)
                 log_var = log_var.clamp(-10, 10)
                 if not self.training:
-                    return mean, z.new_zeros(()), None
+                    return mean, None, None
                 self.step += 1
                 sample = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
                 kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(-1).mean()

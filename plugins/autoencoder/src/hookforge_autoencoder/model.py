@@ -187,9 +187,17 @@ class AutoEncoder(TorchModel):
                 return flat.pow(2).mean(1), flat.abs().mean(1), flat.pow(2)
 
             def loss(self, reconstruction: torch.Tensor, target: torch.Tensor,
-                     mask: torch.Tensor | None = None) -> torch.Tensor:
-                squared, absolute, _ = self.row_errors(reconstruction, target, mask)
-                return absolute.mean() if loss == "l1" else squared.mean()
+                     mask: torch.Tensor | None = None, aux: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+                """The training loss: the reconstruction's (set, masked or plain) plus the
+                latent space's own term; the plain case is two ops (the per-step hot path)."""
+                if set_output or (mask is not None and reconstruction.dim() == 3):
+                    squared, absolute, _ = self.row_errors(reconstruction, target, mask)
+                    value = absolute.mean() if loss == "l1" else squared.mean()
+                else:
+                    error = reconstruction.float() - target.float()
+                    value = error.abs().mean() if loss == "l1" else error.pow(2).mean()
+                return value if aux is None else value + aux
 
         return AENet()
 
@@ -208,7 +216,7 @@ class AutoEncoder(TorchModel):
 
     def compute_loss(self, batch: dict[str, Any], outputs: Any) -> torch.Tensor:
         reconstruction, target, aux, _, _ = outputs
-        return self.net.loss(reconstruction, target, batch.get("mask")) + aux
+        return self.net.loss(reconstruction, target, batch.get("mask"), aux)
 
     # -- inference -----------------------------------------------------------------------------------
     def run_split(self, split: Split, batch_size: int = 256, autocast: Any = None,
@@ -242,7 +250,7 @@ class AutoEncoder(TorchModel):
                         rows += int(mask.sum()) if mask is not None else len(indices) * len(target[0])
                     else:
                         rows += len(indices)
-                    loss_sum += float(self.net.loss(reconstruction, target, mask) + aux) * len(indices)
+                    loss_sum += float(self.net.loss(reconstruction, target, mask, aux)) * len(indices)
                     latents.append(z.float().cpu())
                     if examples is None:
                         shown = slice(0, EXAMPLES)

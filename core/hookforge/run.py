@@ -57,7 +57,7 @@ KEY_LIBRARIES = ["python", "numpy", "pandas", "scikit-learn", "scipy", "pydantic
                  "torch", "transformers", "peft", "lightgbm", "xgboost", "optuna", "mlflow",
                  "comet_ml", "gymnasium", "safetensors", "skops"]
 DEFAULT_EVALUATORS = {"classification": "classification", "multilabel": "classification",
-                      "regression": "regression"}
+                      "regression": "regression", "language_modeling": "perplexity"}
 
 
 @dataclass

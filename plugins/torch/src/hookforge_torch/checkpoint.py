@@ -20,8 +20,22 @@ def save_weights(module: torch.nn.Module, directory: Path, extra: dict[str, str]
     from hookforge_torch.engine import unwrap
 
     module = unwrap(module)
-    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    state: dict[str, torch.Tensor] = {}
+    for names in _tie_groups(module).values():  # tied weights (an LM head = its embeddings): once
+        tensor = module.state_dict()[names[0]]
+        state[names[0]] = tensor.detach().contiguous().cpu()
     save_file(state, str(directory / WEIGHTS), metadata=extra or {})
+
+
+def _tie_groups(module: torch.nn.Module) -> dict[tuple[Any, ...], list[str]]:
+    """State-dict names grouped by the memory they share (one name per group when nothing is
+    tied), in state-dict order."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for name, tensor in module.state_dict().items():
+        key = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
+               tuple(tensor.shape)) if tensor.numel() else (name,)
+        groups.setdefault(key, []).append(name)
+    return groups
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -43,7 +57,11 @@ def load_weights(module: torch.nn.Module, directory: Path) -> None:
     path = directory / WEIGHTS
     state = read_tensors(path)
     expected = module.state_dict()
+    tied = {name for names in _tie_groups(module).values() if len(names) > 1
+            and any(n in state for n in names) for name in names if name not in state}
     for name, tensor in expected.items():
+        if name in tied:  # restored with the weight it is tied to
+            continue
         if name not in state:
             raise CheckpointError(f"{path} does not fit this model: parameter '{name}' is missing "
                                   f"(was it saved by another model or config?)")
@@ -55,7 +73,7 @@ def load_weights(module: torch.nn.Module, directory: Path) -> None:
     if unexpected:
         raise CheckpointError(f"{path} does not fit this model: unexpected parameter "
                               f"'{unexpected[0]}'")
-    module.load_state_dict(state)
+    module.load_state_dict(state, strict=not tied)
 
 
 def save_training_state(state: dict[str, Any], directory: Path) -> None:

@@ -185,7 +185,7 @@ class TorchModel(Model):
 
         was_training = self.module.training
         self.module.eval()
-        outputs, loss_sum, count = [], torch.zeros((), dtype=torch.float64), 0
+        outputs, loss_sum, count, targets = [], torch.zeros((), dtype=torch.float64), 0, False
         plan = self.batch_plan(split, batch_size, seed=0, epoch=0, shuffle=False)
         try:
             with torch.no_grad():
@@ -193,9 +193,10 @@ class TorchModel(Model):
                     batch = to_device(self.collate(split, indices, cache), self.device)
                     with autocast or nullcontext():
                         out = self.forward(batch)
-                        if "y" in batch:
+                        if "y" in batch:  # targets: labels, or the inputs themselves (LM, AE)
                             loss = self.compute_loss(batch, out).detach().double().cpu()
                             loss_sum += loss * len(indices)
+                            targets = True
                     count += len(indices)
                     outputs.append(out.detach().float().cpu())
         finally:
@@ -205,8 +206,7 @@ class TorchModel(Model):
         if len(order) and (order[1:] < order[:-1]).any():  # e.g. batches grouped by length
             merged = merged[torch.from_numpy(np.argsort(order, kind="stable"))]
         predictions = self.to_predictions(merged)
-        has_targets = split.y is not None and count > 0
-        return (float(loss_sum) / count if has_targets else None), predictions
+        return (float(loss_sum) / count if targets else None), predictions
 
     def predict(self, inputs: Any) -> Predictions:
         return self.run_split(Split(inputs, None), cache=False)[1]

@@ -1,5 +1,7 @@
 """The ``text`` data source: CSV or JSON-lines files with a text column and one label column
-(single-label classification) or several 0/1 label columns (multi-label).
+(single-label classification), several 0/1 label columns (multi-label), or no label at all
+(``label_column: null``: texts for language modelling). Shared by every text model (hookforge-bert,
+hookforge-mamba, ...), which is why it lives in the torch engine.
 
 Splits are the core's seeded split (stratified for single-label data), or separate files with
 ``val_path``/``test_path``. Texts stay strings here; the model tokenizes them (its tokenizer
@@ -29,11 +31,16 @@ class TextConfig(ComponentConfig):
     path: str = Field(..., description="CSV or JSON-lines file (by suffix: .csv, .jsonl, .json)",
                       json_schema_extra={"path": True})
     text_column: str = Field("text", description="column with the texts")
-    label_column: str | None = Field("label", description="single-label: the label column")
+    label_column: str | None = Field("label", description="single-label: the label column; null "
+                                                          "(and no label_columns): unlabelled texts "
+                                                          "for language modelling")
     label_columns: list[str] | None = Field(
         None, description="multi-label: one 0/1 column per label (replaces label_column)")
     on_empty: Literal["error", "drop"] = Field("error", description="empty or missing texts")
     max_length: int = Field(128, ge=8, description="tokens per text (longer texts are truncated)")
+    truncation_side: Literal["right", "left"] = Field(
+        "right", description="which end of a text longer than max_length is cut off (left keeps "
+                             "the end of a document)")
     group_by_length: bool = Field(False, description="batch texts of similar length together "
                                                      "(less padding, faster; still shuffled)")
     val_path: str | None = Field(None, description="a separate file for the val split",
@@ -73,11 +80,17 @@ class TextSource(DataSource):
     def multilabel(self) -> bool:
         return self.config.label_columns is not None
 
+    @property
+    def unlabelled(self) -> bool:
+        return self.config.label_columns is None and self.config.label_column is None
+
     def load(self, run: Run) -> Dataset:
         import numpy as np
 
         c = self.config
         frame = self._frame(c.path)
+        if self.unlabelled:
+            return self._load_unlabelled(run, frame)
         label_columns = c.label_columns or [c.label_column]
         if self.multilabel:
             classes = list(c.label_columns)
@@ -101,16 +114,39 @@ class TextSource(DataSource):
         info = DatasetInfo(task=task, classes=classes, target=label_columns if self.multilabel
                            else c.label_column, extra={
                                "text_column": c.text_column, "max_length": c.max_length,
-                               "group_by_length": c.group_by_length, "source": c.path})
+                               "group_by_length": c.group_by_length,
+                               "truncation_side": c.truncation_side, "source": c.path})
         if run.record is not None and run.primary:
             run.record.write_json("labels.json", {
                 "task": task, "labels": {label: i for i, label in enumerate(classes)}})
         return Dataset(info=info, splits=splits)
 
+    def _load_unlabelled(self, run: Run, frame: pd.DataFrame) -> Dataset:
+        import numpy as np
+
+        c = self.config
+        texts = frame[c.text_column].astype(str).to_numpy(dtype=object)
+        splits_from_files = {name: self._frame(path)[c.text_column].astype(str).to_numpy(dtype=object)
+                             for name, path in (("val", c.val_path), ("test", c.test_path)) if path}
+        split_config = c.split.model_copy(update={
+            "val": 0.0 if c.val_path else c.split.val, "test": 0.0 if c.test_path else c.split.test,
+            "stratify": False})
+        fingerprint = fingerprint_bytes("\x00".join(texts.tolist()).encode())
+        indices = seeded_split(run, np.zeros(len(texts)), "language_modeling", split_config,
+                               fingerprint=fingerprint, source=f"data.path {c.path}")
+        splits = {name: Split(texts[idx], None) for name, idx in indices.items() if len(idx)}
+        splits.update({name: Split(values, None) for name, values in splits_from_files.items()})
+        info = DatasetInfo(task="language_modeling", extra={
+            "text_column": c.text_column, "max_length": c.max_length,
+            "group_by_length": c.group_by_length, "truncation_side": c.truncation_side,
+            "source": c.path})
+        return Dataset(info=info, splits=splits)
+
     def _frame(self, path: str) -> pd.DataFrame:
         frame = read_texts(path)
         c = self.config
-        needed = [c.text_column, *(c.label_columns or [c.label_column])]
+        labels = [] if self.unlabelled else (c.label_columns or [c.label_column])
+        needed = [c.text_column, *labels]
         for column in needed:
             if column not in frame.columns:
                 raise DataError(f"{path}: column '{column}' not found"

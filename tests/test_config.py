@@ -124,6 +124,13 @@ def test_redaction_of_keys_urls_and_argv():
     argv = redact_argv(["train", "trackers.0.api_key=abc123", "--token", "xyz", "--storage",
                         "postgresql://u:pw@h/db"])
     assert "abc123" not in " ".join(argv) and "xyz" not in argv and "pw@" not in " ".join(argv)
+    # "token" is a secret on its own or as hf_token/auth_token, not in a language model's words
+    words = {"tokenizer": "tok/", "max_new_tokens": 64, "pad_token_id": 0, "eos_token": "[EOS]",
+             "token_length": 3, "hf_token": "hf_abc", "token": "t0k", "auth-token": "a"}
+    assert redact(words) == {**words, "hf_token": REDACTED, "token": REDACTED,
+                             "auth-token": REDACTED}
+    argv = redact_argv(["model.tokenizer=tok/", "hub.hf_token=hf_abc", "x={token: t0k}"])
+    assert argv[0] == "model.tokenizer=tok/" and "hf_abc" not in argv[1] and "t0k" not in argv[2]
 
 
 def test_cli_bad_config_is_one_line_exit_2(hookforge_cli, hookforge_tmp):

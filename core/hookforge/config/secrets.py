@@ -6,17 +6,23 @@ import re
 from typing import Any
 
 REDACTED = "***REDACTED***"
-_SECRET_KEY = re.compile(r"(api[_-]?key|apikey|token|secret|password|passwd|credential|private[_-]?key)",
+_SECRET_KEY = re.compile(r"(api[_-]?key|apikey|secret|password|passwd|credential|private[_-]?key)",
                          re.IGNORECASE)
+# "token" is a secret as a name of its own (token, hf_token, auth-token), not inside the words of
+# language models: tokenizer, max_new_tokens, pad_token_id, eos_token
+_TOKEN_KEY = re.compile(r"^(?:(?:api|auth|access|bearer|hf|github|gh|refresh|session|secret)[_-]?)?token$",
+                        re.IGNORECASE)
 # "api_key: abc" / "token=abc" inside a longer string (a YAML flow mapping on the command line)
-_INLINE_SECRET = re.compile(r"(?P<key>[\w.-]*(?:api[_-]?key|apikey|token|secret|password|passwd|credential)"
-                            r"[\w.-]*)(?P<sep>\s*[:=]\s*)(?P<value>[^,}\]\s]+)", re.IGNORECASE)
+_INLINE_SECRET = re.compile(r"(?P<key>[\w.-]*(?:api[_-]?key|apikey|secret|password|passwd|credential)"
+                            r"[\w.-]*|\b(?:(?:api|auth|access|bearer|hf|github|gh)[_-]?)?token)"
+                            r"(?P<sep>\s*[:=]\s*)(?P<value>[^,}\]\s]+)", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@",
                            re.IGNORECASE)
 
 
 def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
+    last = key.rsplit(".", 1)[-1].lstrip("-")
+    return bool(_SECRET_KEY.search(key) or _TOKEN_KEY.match(last))
 
 
 def redact_text(text: str) -> str:

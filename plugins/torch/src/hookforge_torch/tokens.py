@@ -138,7 +138,10 @@ def check_training(training: TokenizerTraining) -> None:
 
 def train_tokenizer(texts: list[str], training: TokenizerTraining) -> Any:
     """A ``PreTrainedTokenizerFast`` trained on ``texts`` (the training split only: val and test
-    texts must not shape the vocabulary). Deterministic for the same texts and settings."""
+    texts must not shape the vocabulary). BPE is deterministic for the same texts and settings;
+    WordPiece is not across processes (its ``##`` pieces get ids in hash-map order, which breaks
+    ties between merges: huggingface/tokenizers#1794), so a run saves its tokenizer and resume
+    and predict read that copy."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 

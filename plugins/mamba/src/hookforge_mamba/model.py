@@ -123,7 +123,7 @@ class MambaModel(TokenBatches, TorchModel):
 
     Config = MambaSettings
     padding_side = "left"  # exact for a recurrent model, and the last position is the last token
-    add_special_tokens = True
+    predict_batch_size = 16  # long documents
 
     # -- before anything is read -------------------------------------------------------------------
     def preflight(self, run: Any) -> None:
@@ -265,25 +265,11 @@ class MambaModel(TokenBatches, TorchModel):
         return outputs[:, 0].sum() / outputs[:, 1].sum().clamp(min=1)
 
     def to_predictions(self, outputs: torch.Tensor) -> Predictions:
-        import numpy as np
-        import torch
 
         if self.task == "lm":
             return Predictions(outputs.double().numpy(), classes=list(LM_COLUMNS),
                                task="language_modeling")
-        if self.info.task != "multilabel":
-            return super().to_predictions(outputs)
-        scores = torch.sigmoid(outputs.float()).numpy()
-        return Predictions((scores >= self.config.threshold).astype(np.int64), scores,
-                           classes=self.info.classes, task="multilabel")
-
-    def predict(self, inputs: Any) -> Predictions:
-        import numpy as np
-
-        texts = np.asarray(inputs, dtype=object)
-        if len(texts) and not isinstance(texts[0], str):
-            raise DataError("model 'mamba' predicts from texts (a text column)")
-        return self.run_split(Split(texts, None), batch_size=16, cache=False)[1]
+        return super().to_predictions(outputs)
 
     # -- persistence: weights (safetensors), the tokenizer, and how to rebuild the network ---------
     def save(self, directory: Path) -> None:

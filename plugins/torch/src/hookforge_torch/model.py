@@ -57,10 +57,11 @@ class TorchModel(Model):
             scores = torch.softmax(outputs, dim=-1).numpy()
             return Predictions(scores.argmax(axis=1), scores, classes=self.info.classes,
                                task="classification")
-        if self.info.task == "multilabel":
+        if self.info.task == "multilabel":  # a model's Config may set the label `threshold`
             scores = torch.sigmoid(outputs).numpy()
-            return Predictions((scores >= 0.5).astype(np.int64), scores, classes=self.info.classes,
-                               task="multilabel")
+            threshold = getattr(getattr(self, "config", None), "threshold", 0.5)
+            return Predictions((scores >= threshold).astype(np.int64), scores,
+                               classes=self.info.classes, task="multilabel")
         return Predictions(outputs.squeeze(-1).numpy(), task=self.info.task)
 
     def validate_data(self, dataset: Dataset) -> None:

@@ -8,7 +8,8 @@ of similar length, seeded by (seed, epoch) like every batch plan, so a resumed r
 batches.
 
 :func:`train_tokenizer` trains a BPE or WordPiece tokenizer with the ``tokenizers`` library on
-the training texts only; :func:`load_tokenizer` reads one saved with ``save_pretrained``.
+the training texts only; :func:`load_tokenizer` reads one saved with ``save_pretrained``. Both
+import ``transformers``/``tokenizers`` when called: the plugins that call them declare those.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class TokenBatches:
 
     tokenizer: Any = None
     padding_side: str = "right"  # causal models pad on the left: the last position is the last token
+    add_special_tokens: bool = True
     info: Any
     cached: Any
 
@@ -66,10 +68,22 @@ class TokenBatches:
             encoded["y"] = np.asarray(split.y)
         return encoded
 
-    add_special_tokens: bool = True
-
     def num_examples(self, split: Split) -> int:
         return len(split.X)
+
+    predict_batch_size: int = 64
+    run_split: Any
+
+    def predict(self, inputs: Any) -> Any:
+        import numpy as np
+
+        from hookforge.errors import DataError
+
+        texts = np.asarray(inputs, dtype=object)
+        if len(texts) and not isinstance(texts[0], str):
+            raise DataError(f"model '{getattr(self, 'plugin_name', 'text')}' predicts from texts "
+                            f"(the data source's text column)")
+        return self.run_split(Split(texts, None), batch_size=self.predict_batch_size, cache=False)[1]
 
     def batch_plan(self, split: Split, batch_size: int, *, seed: int, epoch: int, shuffle: bool,
                    drop_last: bool = False) -> list[np.ndarray]:

@@ -86,7 +86,7 @@ def test_language_model_perplexity_and_a_killed_run_resumes_bit_for_bit(
     killer = hookforge_installed({"hookforge.plugins": {"killer": "killer:Killer"}}, [TORCH_TESTS])
     config = mamba_config(data={"label_column": None, "group_by_length": True},
                           model={"tokenizer": {"train": {"vocab_size": 90}}},
-                          loop={"epochs": 3, "checkpoint_every_n_steps": 4,
+                          loop={"epochs": 2, "checkpoint_every_n_steps": 4,
                                 "scheduler": {"name": "cosine", "warmup_ratio": 0.1}})
     Path("c.yaml").write_text(yaml.safe_dump(config))
     straight = hookforge_cli("train", "-c", "c.yaml", "--run-dir", "straight")

@@ -226,7 +226,8 @@ class MambaModel(TokenBatches, TorchModel):
 
     def max_tokens(self) -> int:
         length = int(self.info.extra.get("max_length", 128))
-        return length * (self.config.max_chunks or 1)
+        chunks = self.config.max_chunks if self.task == "classification" else None
+        return length * (chunks or 1)
 
     # -- batches and outputs -----------------------------------------------------------------------
     def collate(self, split: Split, indices: Any, cache: bool = True) -> dict[str, Any]:

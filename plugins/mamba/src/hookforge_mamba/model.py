@@ -152,11 +152,15 @@ class MambaModel(TokenBatches, TorchModel):
                 raise ConfigError(f"data.max_length={max_length} is above the tokenizer's limit "
                                   f"({limit} tokens, model_max_length of {c.tokenizer})")
 
+    @staticmethod
+    def _loop_device(run: Any) -> str:
+        loop = run.config.loop
+        return str(getattr(loop.options, "device", "auto")) if loop is not None else "auto"
+
     def _check_cuda(self, run: Any) -> None:
         import torch
 
-        loop = run.config.loop
-        device = str(getattr(loop.options, "device", "auto")) if loop is not None else "auto"
+        device = self._loop_device(run)
         if not torch.cuda.is_available() or device == "cpu":
             raise ConfigError("model.kernels=required: the fused Mamba kernels run on CUDA only, "
                               f"and this run has no CUDA device (loop.device={device})")
@@ -201,8 +205,7 @@ class MambaModel(TokenBatches, TorchModel):
         """'cuda-kernels' when transformers will call mamba-ssm/causal-conv1d, else 'torch'."""
         import torch
 
-        loop = run.config.loop
-        device = str(getattr(loop.options, "device", "auto")) if loop is not None else "auto"
+        device = self._loop_device(run)
         on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         return "cuda-kernels" if on_cuda and kernels_installed() else "torch"
 
@@ -221,29 +224,23 @@ class MambaModel(TokenBatches, TorchModel):
         from transformers import Mamba2Model, MambaModel
 
         backbone = (Mamba2Model if c.variant == "mamba2" else MambaModel)(config)
-        chunk = int(info.extra.get("max_length", 128)) if c.max_chunks else None
-        return MambaClassifier(backbone, c.pooling, len(info.classes or []), c.dropout, chunk)
+        return MambaClassifier(backbone, c.pooling, len(info.classes or []), c.dropout,
+                               self.chunk_length())
+
+    def chunk_length(self) -> int | None:
+        chunked = self.config.max_chunks and self.task == "classification"
+        return int(self.info.extra.get("max_length", 128)) if chunked else None
 
     def max_tokens(self) -> int:
         length = int(self.info.extra.get("max_length", 128))
-        chunks = self.config.max_chunks if self.task == "classification" else None
-        return length * (chunks or 1)
+        return length * (self.config.max_chunks or 1) if self.chunk_length() else length
 
     # -- batches and outputs -----------------------------------------------------------------------
     def collate(self, split: Split, indices: Any, cache: bool = True) -> dict[str, Any]:
-        if self.task == "classification":
-            if not self.config.max_chunks:
-                return super().collate(split, indices, cache)
-            batch = super().collate(split, indices, cache)
-            length = int(self.info.extra.get("max_length", 128))
-            if batch["input_ids"].shape[1] > length:  # whole chunks: pad on the left
-                batch["input_ids"], batch["attention_mask"] = self.pad(
-                    [self._encoded(split, cache)["ids"][i] for i in indices], multiple_of=length)
-            return batch
-        encoded = self._encoded(split, cache)
-        input_ids, mask = self.pad([encoded["ids"][i] for i in indices])
-        return {"input_ids": input_ids, "attention_mask": mask,
-                "y": input_ids.masked_fill(mask == 0, -100)}  # the targets are the texts
+        batch = super().collate(split, indices, cache)
+        if self.task == "lm":  # the targets are the texts
+            batch["y"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        return batch
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         if self.task == "classification":
@@ -266,7 +263,6 @@ class MambaModel(TokenBatches, TorchModel):
         return outputs[:, 0].sum() / outputs[:, 1].sum().clamp(min=1)
 
     def to_predictions(self, outputs: torch.Tensor) -> Predictions:
-
         if self.task == "lm":
             return Predictions(outputs.double().numpy(), classes=list(LM_COLUMNS),
                                task="language_modeling")

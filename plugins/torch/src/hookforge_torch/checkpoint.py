@@ -19,19 +19,18 @@ def save_weights(module: torch.nn.Module, directory: Path, extra: dict[str, str]
 
     from hookforge_torch.engine import unwrap
 
-    module = unwrap(module)
-    state: dict[str, torch.Tensor] = {}
-    for names in _tie_groups(module).values():  # tied weights (an LM head = its embeddings): once
-        tensor = module.state_dict()[names[0]]
-        state[names[0]] = tensor.detach().contiguous().cpu()
+    current = unwrap(module).state_dict()
+    # tied weights (an LM head = its embeddings) are written once, under their first name
+    state = {names[0]: current[names[0]].detach().contiguous().cpu()
+             for names in _tie_groups(current).values()}
     save_file(state, str(directory / WEIGHTS), metadata=extra or {})
 
 
-def _tie_groups(module: torch.nn.Module) -> dict[tuple[Any, ...], list[str]]:
+def _tie_groups(state: dict[str, torch.Tensor]) -> dict[tuple[Any, ...], list[str]]:
     """State-dict names grouped by the memory they share (one name per group when nothing is
     tied), in state-dict order."""
     groups: dict[tuple[Any, ...], list[str]] = {}
-    for name, tensor in module.state_dict().items():
+    for name, tensor in state.items():
         key = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
                tuple(tensor.shape)) if tensor.numel() else (name,)
         groups.setdefault(key, []).append(name)
@@ -57,7 +56,7 @@ def load_weights(module: torch.nn.Module, directory: Path) -> None:
     path = directory / WEIGHTS
     state = read_tensors(path)
     expected = module.state_dict()
-    tied = {name for names in _tie_groups(module).values() if len(names) > 1
+    tied = {name for names in _tie_groups(expected).values() if len(names) > 1
             and any(n in state for n in names) for name in names if name not in state}
     for name, tensor in expected.items():
         if name in tied:  # restored with the weight it is tied to

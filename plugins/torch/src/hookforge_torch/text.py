@@ -102,20 +102,16 @@ class TextSource(DataSource):
         texts, y = self._encode(frame, classes, c.path)
         extra_splits = {name: self._encode(self._frame(path), classes, path)
                         for name, path in (("val", c.val_path), ("test", c.test_path)) if path}
-        split_config = c.split.model_copy(update={
-            "val": 0.0 if c.val_path else c.split.val, "test": 0.0 if c.test_path else c.split.test})
         task = "multilabel" if self.multilabel else "classification"
         fingerprint = fingerprint_bytes("\x00".join(texts.tolist()).encode(), np.asarray(y).tobytes())
-        indices = seeded_split(run, y if not self.multilabel else np.zeros(len(y)), task, split_config,
-                               fingerprint=fingerprint, source=f"data.path {c.path}")
+        indices = seeded_split(run, y if not self.multilabel else np.zeros(len(y)), task,
+                               self._split_config(), fingerprint=fingerprint,
+                               source=f"data.path {c.path}")
         splits = {name: Split(texts[idx], y[idx]) for name, idx in indices.items() if len(idx)}
         for name, (split_texts, split_y) in extra_splits.items():
             splits[name] = Split(split_texts, split_y)
         info = DatasetInfo(task=task, classes=classes, target=label_columns if self.multilabel
-                           else c.label_column, extra={
-                               "text_column": c.text_column, "max_length": c.max_length,
-                               "group_by_length": c.group_by_length,
-                               "truncation_side": c.truncation_side, "source": c.path})
+                           else c.label_column, extra=self._extra())
         if run.record is not None and run.primary:
             run.record.write_json("labels.json", {
                 "task": task, "labels": {label: i for i, label in enumerate(classes)}})
@@ -128,19 +124,25 @@ class TextSource(DataSource):
         texts = frame[c.text_column].astype(str).to_numpy(dtype=object)
         splits_from_files = {name: self._frame(path)[c.text_column].astype(str).to_numpy(dtype=object)
                              for name, path in (("val", c.val_path), ("test", c.test_path)) if path}
-        split_config = c.split.model_copy(update={
-            "val": 0.0 if c.val_path else c.split.val, "test": 0.0 if c.test_path else c.split.test,
-            "stratify": False})
         fingerprint = fingerprint_bytes("\x00".join(texts.tolist()).encode())
-        indices = seeded_split(run, np.zeros(len(texts)), "language_modeling", split_config,
+        indices = seeded_split(run, np.zeros(len(texts)), "language_modeling", self._split_config(),
                                fingerprint=fingerprint, source=f"data.path {c.path}")
         splits = {name: Split(texts[idx], None) for name, idx in indices.items() if len(idx)}
         splits.update({name: Split(values, None) for name, values in splits_from_files.items()})
-        info = DatasetInfo(task="language_modeling", extra={
-            "text_column": c.text_column, "max_length": c.max_length,
-            "group_by_length": c.group_by_length, "truncation_side": c.truncation_side,
-            "source": c.path})
-        return Dataset(info=info, splits=splits)
+        return Dataset(info=DatasetInfo(task="language_modeling", extra=self._extra()), splits=splits)
+
+    def _split_config(self) -> SplitConfig:
+        """The configured fractions, without the splits that come from files of their own."""
+        c = self.config
+        return c.split.model_copy(update={"val": 0.0 if c.val_path else c.split.val,
+                                          "test": 0.0 if c.test_path else c.split.test})
+
+    def _extra(self) -> dict[str, Any]:
+        """What the models read from the dataset info: how to tokenize and batch the texts."""
+        c = self.config
+        return {"text_column": c.text_column, "max_length": c.max_length,
+                "group_by_length": c.group_by_length, "truncation_side": c.truncation_side,
+                "source": c.path}
 
     def _frame(self, path: str) -> pd.DataFrame:
         frame = read_texts(path)

@@ -44,13 +44,19 @@ class TokenBatches:
 
     tokenizer: Any = None
     padding_side: str = "right"  # causal models pad on the left: the last position is the last token
-    add_special_tokens: bool = True
+    predict_batch_size: int = 64
     info: Any
     cached: Any
+    run_split: Any
 
     def max_tokens(self) -> int:
         """Tokens kept per text (``data.max_length`` unless a model reads longer texts in chunks)."""
         return int(self.info.extra.get("max_length", 128))
+
+    def chunk_length(self) -> int | None:
+        """A model that reads long texts in chunks of this many tokens gets batches longer than
+        one chunk padded to whole chunks (None: no chunks)."""
+        return None
 
     def _encoded(self, split: Split, cache: bool = True) -> dict[str, Any]:
         """Token ids of every text of the split (unpadded), and the targets, computed once."""
@@ -61,8 +67,7 @@ class TokenBatches:
 
         self.tokenizer.truncation_side = self.info.extra.get("truncation_side", "right")
         ids = self.tokenizer(list(split.X), truncation=True, max_length=self.max_tokens(),
-                             padding=False, return_attention_mask=False,
-                             add_special_tokens=self.add_special_tokens)["input_ids"]
+                             padding=False, return_attention_mask=False)["input_ids"]
         encoded: dict[str, Any] = {"ids": ids, "lengths": np.array([len(i) for i in ids])}
         if split.y is not None:
             encoded["y"] = np.asarray(split.y)
@@ -70,9 +75,6 @@ class TokenBatches:
 
     def num_examples(self, split: Split) -> int:
         return len(split.X)
-
-    predict_batch_size: int = 64
-    run_split: Any
 
     def predict(self, inputs: Any) -> Any:
         import numpy as np
@@ -110,14 +112,16 @@ class TokenBatches:
             batches = [b for b in batches if len(b) == batch_size]
         return [batches[i] for i in rng.permutation(len(batches))]
 
-    def pad(self, rows: list[list[int]], multiple_of: int = 1) -> tuple[Any, Any]:
-        """(input_ids, attention_mask) int64 tensors, padded to the longest row (rounded up to
-        ``multiple_of``) on ``padding_side``."""
+    def pad(self, rows: list[list[int]]) -> tuple[Any, Any]:
+        """(input_ids, attention_mask) int64 tensors, padded on ``padding_side`` to the longest
+        row (rounded up to whole chunks when it is longer than one)."""
         import numpy as np
         import torch
 
         width = max(len(r) for r in rows)
-        width = -(-width // multiple_of) * multiple_of
+        chunk = self.chunk_length()
+        if chunk is not None and width > chunk:
+            width = -(-width // chunk) * chunk
         pad = self.tokenizer.pad_token_id or 0
         input_ids = np.full((len(rows), width), pad, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)

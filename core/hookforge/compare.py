@@ -18,7 +18,8 @@ from hookforge.record import RunRecord
 from hookforge.search import default_direction
 
 # Metrics that are a fraction of evaluated samples (k of n), so a Beta posterior fits them.
-PROPORTIONS = {"accuracy", "precision_micro", "recall_micro", "f1_micro", "error_rate"}
+PROPORTIONS = {"accuracy", "precision_micro", "recall_micro", "f1_micro", "error_rate",
+               "success_rate"}
 
 
 def jeffreys_interval(successes: float, n: int, level: float = 0.8) -> tuple[float, float]:
@@ -93,23 +94,33 @@ class Comparison:
 
 
 def load_values(record: RunRecord, key: str) -> tuple[float | None, int | None]:
-    """The value of ``split/name`` from evaluation.json and that split's sample count."""
+    """The value of ``split/name`` from evaluation.json and its sample count: the split's, or
+    for a metric of a group (``split/group/name``, e.g. one task family) the group's
+    ``group/n_samples`` where the evaluator recorded one."""
     split, _, name = key.partition("/")
     values = record.evaluation().get(split, {})
     value = values.get(name)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None, None
-    n = values.get("n_samples")
+    group = name.rpartition("/")[0]
+    n = values.get(f"{group}/n_samples", values.get("n_samples")) if group else values.get("n_samples")
     return float(value), int(n) if isinstance(n, (int, float)) else None
 
 
-def default_metric(records: list[RunRecord]) -> str:
+def default_metrics(records: list[RunRecord]) -> list[str]:
+    """What to compare when no --metric is given: val accuracy or r2; for generated answers
+    scored per task family, each family's test success rate (the Pareto front over families)."""
     for record in records:
         task = (record.read_json("dataset.json") or {}).get("task")
         if task == "regression":
-            return "val/r2"
+            return ["val/r2"]
         if task in ("classification", "multilabel"):
-            return "val/accuracy"
+            return ["val/accuracy"]
+        if task == "generation":
+            evaluation = record.evaluation()
+            split = "test" if "test" in evaluation else "val"
+            families = sorted(k for k in evaluation.get(split, {}) if k.endswith("/success_rate"))
+            return [f"{split}/{k}" for k in families] or [f"{split}/success_rate"]
     raise UsageError("no --metric given and the runs' task is unknown; pass --metric split/name")
 
 
@@ -120,7 +131,7 @@ def compare(run_dirs: list[str | Path], metrics: list[str] | None = None,
         raise UsageError("compare needs at least one RUN_DIR (or --tracker and --experiment)")
     _check_level(level)
     records = [RunRecord.open(d) for d in run_dirs]
-    objectives = [Objective.parse(m) for m in (metrics or [default_metric(records)])]
+    objectives = [Objective.parse(m) for m in (metrics or default_metrics(records))]
     rows: list[RunRow] = []
     for record in records:
         info = record.info()
@@ -248,7 +259,7 @@ def _check_level(level: float) -> None:
 def _add_value(row: RunRow, objective: Objective, value: float | None, n: int | None,
                level: float) -> None:
     row.values[objective.key] = value
-    name = objective.key.partition("/")[2]
+    name = objective.key.rpartition("/")[2]
     if value is not None and n and name in PROPORTIONS and 0 <= value <= 1:
         row.intervals[objective.key] = jeffreys_interval(round(value * n), n, level)
     else:

@@ -57,7 +57,8 @@ KEY_LIBRARIES = ["python", "numpy", "pandas", "scikit-learn", "scipy", "pydantic
                  "torch", "transformers", "peft", "lightgbm", "xgboost", "optuna", "mlflow",
                  "comet_ml", "gymnasium", "safetensors", "skops"]
 DEFAULT_EVALUATORS = {"classification": "classification", "multilabel": "classification",
-                      "regression": "regression", "language_modeling": "perplexity"}
+                      "regression": "regression", "language_modeling": "perplexity",
+                      "generation": "tasks"}
 
 
 @dataclass
@@ -444,7 +445,7 @@ class Run:
 
     def predict(self, input_path: str | Path, output_path: str | Path) -> Path:
         """Read ``input_path`` with the run's data source, predict with the best checkpoint and
-        write the predictions (CSV, or Parquet for a .parquet output) atomically."""
+        write the predictions (CSV; Parquet for .parquet, JSON lines for .jsonl) atomically."""
         from hookforge.fileio import atomic_write_bytes, check_writable_parent
 
         output_path = Path(output_path)
@@ -456,6 +457,9 @@ class Run:
             buffer = io.BytesIO()
             frame.to_parquet(buffer, index=False)
             atomic_write_bytes(output_path, buffer.getvalue())
+        elif output_path.suffix in (".jsonl", ".ndjson"):  # e.g. generated completions
+            atomic_write_bytes(output_path, frame.to_json(orient="records", lines=True,
+                                                          force_ascii=False).encode())
         else:
             atomic_write_bytes(output_path, frame.to_csv(index=False).encode())
         return output_path

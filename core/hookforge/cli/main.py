@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -494,26 +495,53 @@ def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: floa
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="comparison")
-    table.add_column("rank")
-    table.add_column("run")
-    for objective in result.objectives:
-        table.add_column(f"{objective.key} ({'max' if objective.direction == 'maximize' else 'min'})")
-        table.add_column(f"{int(result.level * 100)}% interval")
-    table.add_column("pareto")
-    for row in result.rows:
-        cells = [str(row.rank or "-"), str(row.run_dir)]
+    if len(result.objectives) > 2:  # e.g. one column per task family: value and interval together
+        table = _wide_comparison(result, Table)
+    else:
+        table = Table(title="comparison")
+        table.add_column("rank")
+        table.add_column("run")
         for objective in result.objectives:
-            value = row.values[objective.key]
-            interval = row.intervals.get(objective.key)
-            cells.append("-" if value is None else f"{value:.4f}")
-            cells.append(f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
-        cells.append("*" if row.pareto else "")
-        table.add_row(*cells)
+            table.add_column(f"{objective.key} ({'max' if objective.direction == 'maximize' else 'min'})")
+            table.add_column(f"{int(result.level * 100)}% interval")
+        table.add_column("pareto")
+        for row in result.rows:
+            cells = [str(row.rank or "-"), str(row.run_dir)]
+            for objective in result.objectives:
+                value = row.values[objective.key]
+                interval = row.intervals.get(objective.key)
+                cells.append("-" if value is None else f"{value:.4f}")
+                cells.append(f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+            cells.append("*" if row.pareto else "")
+            table.add_row(*cells)
     Console(width=160).print(table)
     click.echo(result.message)
     if promoted:
         click.echo(promoted)
+
+
+def _wide_comparison(result: Any, table_class: Any) -> Any:
+    """Many metrics (one per task family...): a column each, the value with its interval, the
+    run's name and directory name, and the split in the title when every metric shares one."""
+    splits = {o.key.partition("/")[0] for o in result.objectives}
+    shared = splits.pop() if len(splits) == 1 else None
+    title = f"comparison ({shared + ', ' if shared else ''}{int(result.level * 100)}% intervals)"
+    table = table_class(title=title)
+    table.add_column("rank")
+    table.add_column("run")
+    for objective in result.objectives:
+        name = objective.key.partition("/")[2] if shared else objective.key
+        table.add_column(f"{name} ({'max' if objective.direction == 'maximize' else 'min'})")
+    table.add_column("pareto")
+    for row in result.rows:
+        cells = [str(row.rank or "-"), f"{row.name}\n{Path(str(row.run_dir)).name}"]
+        for objective in result.objectives:
+            value, interval = row.values[objective.key], row.intervals.get(objective.key)
+            cells.append("-" if value is None else f"{value:.3f}" + (
+                f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""))
+        cells.append("*" if row.pareto else "")
+        table.add_row(*cells)
+    return table
 
 
 @cli.command()

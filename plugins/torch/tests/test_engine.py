@@ -125,6 +125,14 @@ def test_schedulers_warm_up_then_follow_their_shape(name, iris_mlp):
         assert all(lr == pytest.approx(0.01) for lr in lrs[5:])
 
 
+def test_cosine_ends_at_its_floor(iris_mlp):
+    result = hookforge.train(iris_mlp(scheduler={"name": "cosine", "warmup_steps": 2,
+                                                 "min_lr_ratio": 0.1}, epochs=2))
+    lrs = [r["value"] for r in RunRecord.open(result.run_dir).read_metrics() if r["name"] == "lr"]
+    assert min(lrs[2:]) == pytest.approx(0.001, rel=0.05)  # 10% of the peak 0.01, never below
+    assert lrs[-1] == pytest.approx(0.001, rel=0.05)
+
+
 def test_early_stopping_stops_and_keeps_the_best(iris_mlp):
     result = hookforge.train(iris_mlp(epochs=30, optimizer={"name": "sgd", "lr": 1e-6},
                                       early_stopping={"metric": "val/accuracy", "patience": 2}))

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from hookforge.components import ComponentConfig
 from hookforge.errors import CheckpointError, ConfigError, DataError
 from hookforge.types import Dataset, DatasetInfo
+from hookforge_bert.lora import ADAPTER_FILE, LoraSettings, restore_adapter, save_adapter, with_lora
 from hookforge_torch.hf import quiet_transformers
 from hookforge_torch.model import TorchModel
 from hookforge_torch.tokens import TokenBatches
@@ -29,17 +30,7 @@ from hookforge_torch.tokens import TokenBatches
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-ADAPTER_FILE = "adapter.safetensors"
 BERT_FILE = "bert.json"
-
-
-class LoraSettings(ComponentConfig):
-    enabled: bool = Field(False, description="train LoRA adapters (and the head) instead of all weights")
-    r: int = Field(8, ge=1, description="rank of the adapters")
-    alpha: int = Field(16, ge=1, description="scaling numerator (lora_alpha)")
-    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the adapter input")
-    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"],
-                                      description="names of the Linear layers that get adapters")
 
 
 class BertConfigSection(ComponentConfig):
@@ -177,7 +168,7 @@ class BertClassifier(TokenBatches, TorchModel):
             if c.lora.enabled:  # frozen embeddings: the checkpointed blocks need inputs with grads
                 module.enable_input_require_grads()
         if c.lora.enabled:
-            module = self._with_lora(module)
+            module = with_lora(module, c.lora, "SEQ_CLS")  # the head is trained and saved too
         return module
 
     def _tokenizer(self) -> Any:
@@ -186,25 +177,6 @@ class BertClassifier(TokenBatches, TorchModel):
         c = self.config
         name = c.tokenizer or (c.pretrained if c.config is None else None) or "minilm"
         return AutoTokenizer.from_pretrained(resolve_path(name, "tokenizer"), local_files_only=True)
-
-    def _with_lora(self, module: torch.nn.Module) -> torch.nn.Module:
-        import torch
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        lora = self.config.lora
-        linear = sorted({name.rsplit(".", 1)[-1] for name, m in module.named_modules()
-                         if isinstance(m, torch.nn.Linear)})
-        missing = [t for t in lora.target_modules if t not in linear]
-        if missing:
-            raise ConfigError(f"model.lora.target_modules: '{missing[0]}' is not a Linear layer of "
-                              f"this model; it has: {', '.join(linear)}")
-        config = LoraConfig(task_type=TaskType.SEQ_CLS, r=lora.r, lora_alpha=lora.alpha,
-                            lora_dropout=lora.dropout, target_modules=list(lora.target_modules))
-        import warnings
-
-        with warnings.catch_warnings():  # peft calls an API transformers marks as deprecated
-            warnings.simplefilter("ignore", FutureWarning)
-            return get_peft_model(module, config)  # the head is trained and saved too (SEQ_CLS)
 
     def build(self, run: Any, dataset: Dataset) -> None:
         super().build(run, dataset)
@@ -226,14 +198,8 @@ class BertClassifier(TokenBatches, TorchModel):
         return self.config.lora.enabled and self.config.config is None
 
     def save(self, directory: Path) -> None:
-        from safetensors.torch import save_file
-
         if self._adapter_only:
-            from peft import get_peft_model_state_dict
-
-            state = get_peft_model_state_dict(self.net)
-            save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
-                      str(directory / ADAPTER_FILE), metadata={"model": "bert", "lora": "adapter"})
+            save_adapter(self.net, directory / ADAPTER_FILE, "bert")
         else:
             super().save(directory)
         (directory / BERT_FILE).write_text(json.dumps({
@@ -249,29 +215,14 @@ class BertClassifier(TokenBatches, TorchModel):
         if not self._adapter_only:
             super().restore_weights(directory)
             return
-        from peft import set_peft_model_state_dict
-
-        from hookforge_torch.checkpoint import read_tensors
-
-        path = directory / ADAPTER_FILE
-        state = read_tensors(path)
-        result = set_peft_model_state_dict(self.net, state)
-        unexpected = getattr(result, "unexpected_keys", None) or []
-        if unexpected:
-            raise CheckpointError(f"{path} does not fit this model: unexpected '{unexpected[0]}'")
+        restore_adapter(self.net, directory / ADAPTER_FILE)
 
     def export_merged(self, target: Path) -> Path:
         """The model with any LoRA adapter merged into its weights, saved as a plain transformers
         directory (safetensors, config, tokenizer) that AutoModelForSequenceClassification loads."""
-        import copy
+        from hookforge_bert.lora import export_merged
 
-        net = copy.deepcopy(self.net)
-        if self.config.lora.enabled:
-            net = net.merge_and_unload()
-        target.mkdir(parents=True, exist_ok=True)
-        net.save_pretrained(target, safe_serialization=True)
-        self.tokenizer.save_pretrained(target)
-        return target
+        return export_merged(self.net, self.tokenizer, target, self.config.lora.enabled)
 
     def load(self, directory: Path, info: DatasetInfo) -> None:
         meta_file = directory / BERT_FILE

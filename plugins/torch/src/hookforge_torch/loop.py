@@ -30,6 +30,8 @@ class SchedulerConfig(ComponentConfig):
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of all steps spent warming up")
     warmup_steps: int | None = Field(None, ge=0, description="warmup steps (overrides warmup_ratio)")
     num_cycles: int = Field(1, ge=1, description="cycles of cosine_with_restarts")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine schedules end at this "
+                                                              "fraction of the peak rate")
 
 
 class AmpConfig(ComponentConfig):

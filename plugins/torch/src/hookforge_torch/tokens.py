@@ -33,9 +33,14 @@ SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "bos_token": "[BOS
 
 class TokenizerTraining(ComponentConfig):
     vocab_size: int = Field(5000, ge=2, description="target vocabulary size, special tokens included")
-    kind: Literal["bpe", "wordpiece"] = Field("bpe", description="subword model")
+    kind: Literal["bpe", "bytelevel", "wordpiece"] = Field(
+        "bpe", description="subword model: bpe, bytelevel (GPT-2 style byte-level BPE: any text "
+                           "decodes back exactly, spaces included; for generating models) or "
+                           "wordpiece")
     min_frequency: int = Field(2, ge=1, description="a merge or piece must occur this often")
     lowercase: bool = Field(False, description="lowercase texts before tokenizing")
+    split_digits: bool = Field(False, description="one token per digit (numbers are never merged: "
+                                                  "what a model doing arithmetic needs)")
 
 
 class TokenBatches:
@@ -165,21 +170,28 @@ def train_tokenizer(texts: list[str], training: TokenizerTraining) -> Any:
 
     check_training(training)
     specials = list(SPECIAL_TOKENS.values())
-    if training.kind == "bpe":
-        tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
-        trainer: Any = trainers.BpeTrainer(vocab_size=training.vocab_size, special_tokens=specials,
-                                           min_frequency=training.min_frequency,
-                                           show_progress=False)
-        tokenizer.decoder = decoders.BPEDecoder()
-    else:
+    if training.kind == "wordpiece":
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        trainer = trainers.WordPieceTrainer(vocab_size=training.vocab_size, special_tokens=specials,
-                                            min_frequency=training.min_frequency,
-                                            show_progress=False)
+        trainer: Any = trainers.WordPieceTrainer(vocab_size=training.vocab_size,
+                                                 special_tokens=specials,
+                                                 min_frequency=training.min_frequency,
+                                                 show_progress=False)
         tokenizer.decoder = decoders.WordPiece()
+    else:
+        byte_level = training.kind == "bytelevel"
+        tokenizer = Tokenizer(models.BPE(unk_token=None if byte_level else "[UNK]"))
+        trainer = trainers.BpeTrainer(
+            vocab_size=training.vocab_size, special_tokens=specials,
+            min_frequency=training.min_frequency, show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet() if byte_level else [])
+        tokenizer.decoder = decoders.ByteLevel() if byte_level else decoders.BPEDecoder()
     steps = [normalizers.NFKC(), *([normalizers.Lowercase()] if training.lowercase else [])]
     tokenizer.normalizer = normalizers.Sequence(steps)
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    splitters: list[Any] = [pre_tokenizers.Digits(individual_digits=True)] \
+        if training.split_digits else []
+    splitters.append(pre_tokenizers.ByteLevel(add_prefix_space=False)
+                     if training.kind == "bytelevel" else pre_tokenizers.Whitespace())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(splitters)
     tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
     bos, eos = tokenizer.token_to_id("[BOS]"), tokenizer.token_to_id("[EOS]")
     tokenizer.post_processor = processors.TemplateProcessing(

@@ -55,9 +55,12 @@ def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer, total_steps: int
     if cfg.name == "linear":
         main = schedulers.LinearLR(optimizer, 1.0, 0.0, total_iters=rest)
     elif cfg.name == "cosine":
-        main = schedulers.CosineAnnealingLR(optimizer, T_max=rest)
+        floor = optimizer.param_groups[0]["lr"] * cfg.min_lr_ratio
+        main = schedulers.CosineAnnealingLR(optimizer, T_max=rest, eta_min=floor)
     elif cfg.name == "cosine_with_restarts":
-        main = schedulers.CosineAnnealingWarmRestarts(optimizer, T_0=math.ceil(rest / cfg.num_cycles))
+        floor = optimizer.param_groups[0]["lr"] * cfg.min_lr_ratio
+        main = schedulers.CosineAnnealingWarmRestarts(optimizer, T_0=math.ceil(rest / cfg.num_cycles),
+                                                      eta_min=floor)
     elif warmup == 0:
         return None  # a constant rate needs no scheduler (and no per-step call)
     else:

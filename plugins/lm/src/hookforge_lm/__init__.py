@@ -1,0 +1,1 @@
+"""hookforge-lm: causal language models, verifiable task families, generation and per-family evaluation."""

@@ -495,7 +495,8 @@ def compare(run_dirs: tuple[str, ...], metrics: tuple[str, ...], threshold: floa
     from rich.console import Console
     from rich.table import Table
 
-    if len(result.objectives) > 2:  # e.g. one column per task family: value and interval together
+    grouped = all(o.key.count("/") >= 2 for o in result.objectives)  # e.g. test/arith/success_rate
+    if len(result.objectives) > 2 or grouped:  # a column per metric, value and interval together
         table = _wide_comparison(result, Table)
     else:
         table = Table(title="comparison")

@@ -23,7 +23,7 @@ from hookforge.components import ComponentConfig
 from hookforge.errors import CheckpointError, ConfigError, DataError
 from hookforge.types import Dataset, DatasetInfo
 from hookforge_bert.lora import ADAPTER_FILE, LoraSettings, restore_adapter, save_adapter, with_lora
-from hookforge_torch.hf import quiet_transformers
+from hookforge_torch.hf import enable_checkpointing, quiet_transformers
 from hookforge_torch.model import TorchModel
 from hookforge_torch.tokens import TokenBatches
 
@@ -164,7 +164,7 @@ class BertClassifier(TokenBatches, TorchModel):
             raise ConfigError(f"data.max_length={max_length} is above the model's position limit "
                               f"({limit} tokens)")
         if c.gradient_checkpointing:
-            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(module)
             if c.lora.enabled:  # frozen embeddings: the checkpointed blocks need inputs with grads
                 module.enable_input_require_grads()
         if c.lora.enabled:

@@ -26,7 +26,7 @@ from hookforge.errors import CheckpointError, ConfigError, DataError, did_you_me
 from hookforge.types import Dataset, DatasetInfo, Predictions, Split
 from hookforge_bert.lora import ADAPTER_FILE, LoraSettings, restore_adapter, save_adapter, with_lora
 from hookforge_lm.generation import GenerationSettings
-from hookforge_torch.hf import quiet_transformers
+from hookforge_torch.hf import enable_checkpointing, quiet_transformers
 from hookforge_torch.model import TorchModel
 from hookforge_torch.perplexity import LM_COLUMNS
 from hookforge_torch.tokens import TokenBatches, TokenizerTraining, check_training, load_tokenizer
@@ -262,7 +262,7 @@ class CausalLM(TokenBatches, TorchModel):
             raise ConfigError(f"data.max_length={max_length} is above the model's context "
                               f"({limit} positions)")
         if c.gradient_checkpointing:
-            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(module)
             module.config.use_cache = False
             if c.lora.enabled:  # frozen embeddings: the checkpointed blocks need inputs with grads
                 module.enable_input_require_grads()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def quiet_transformers() -> None:
     """transformers warns that a fresh classification head is untrained: that is the point."""
@@ -13,3 +15,13 @@ def quiet_transformers() -> None:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()  # "Loading weights" bars on every trial of a search
+
+
+def enable_checkpointing(module: Any) -> None:
+    """Recompute activations in the backward pass (non-reentrant, which works with frozen
+    inputs), under whichever name this transformers release gives it."""
+    options = {"use_reentrant": False}
+    if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5.x
+        module.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)

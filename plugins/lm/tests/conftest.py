@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+TINY = {"arch": "llama", "hidden_size": 32, "layers": 2, "heads": 2, "intermediate": 64}
+
+
+@pytest.fixture
+def lm_config(tiny_config):
+    """A causal_lm config that trains in seconds: a tiny Llama on one-digit sums."""
+    def make(data=None, model=None, loop=None, **sections):
+        tasks = {"name": "tasks", "families": [{"name": "arith", "max_digits": 1}],
+                 "n_train": 192, "n_val": 32, "n_test": 32, "max_length": 32}
+        data = data or {}
+        return tiny_config(
+            run={"log_every_n_steps": 5, "system_metrics": False},
+            data=data if data.get("name", "tasks") != "tasks" else {**tasks, **data},
+            model={"name": "causal_lm", "config": TINY,
+                   "tokenizer": {"train": {"kind": "bytelevel", "vocab_size": 300,
+                                           "split_digits": True}},
+                   "generation": {"max_new_tokens": 4}, **(model or {})},
+            loop={"name": "supervised", "epochs": 2, "batch_size": 16, "device": "cpu",
+                  "optimizer": {"name": "adamw", "lr": 0.005},
+                  "early_stopping": {"metric": None}, **(loop or {})},
+            **sections)
+    return make
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    """A local 'pretrained' model directory: a tiny random Llama, its tokenizer (with a chat
+    template) and weights, as save_pretrained writes them."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from hookforge_torch.tokens import TokenizerTraining, train_tokenizer
+
+    texts = [f"{a}+{b}={a + b}" for a in range(10) for b in range(10)] * 3
+    tokenizer = train_tokenizer([*texts, "user assistant: <|im_start|><|im_end|>"],
+                                TokenizerTraining(kind="bytelevel", vocab_size=300, split_digits=True))
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n"
+                               "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    directory = tmp_path / "tiny-llama"
+    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

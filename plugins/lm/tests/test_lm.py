@@ -199,6 +199,15 @@ def test_sampled_generation_is_seeded(lm_config):
     assert list(model.predict(prompts).y_pred) == list(model.predict(prompts[::-1]).y_pred)[::-1]
     assert len(greedy) == 25
 
+    # a prompt longer than the context: cut from the left, or refused naming it
+    long_prompt = "1+" * 100 + "1="
+    assert len(model.predict([long_prompt]).y_pred) == 1
+    model.config = model.config.model_copy(update={"too_long": "error"})
+    from hookforge.errors import DataError
+
+    with pytest.raises(DataError, match="prompt 2: prompt tokens are .* above the limit"):
+        model.predict(["1+1=", long_prompt])
+
 
 def test_a_curriculum_starts_easy_and_keeps_the_epoch_length():
     from hookforge.types import DatasetInfo, Split

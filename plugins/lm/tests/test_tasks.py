@@ -169,3 +169,11 @@ def test_a_verifier_that_loops_scores_zero_in_time():
     started = time.perf_counter()
     assert ded.verify({"inputs": [1], "outputs": [2]}, "def f(x):\n    while True:\n        pass\n") == 0.0
     assert time.perf_counter() - started < 4
+
+
+def test_families_are_a_kind_of_the_core(hookforge_cli):
+    shown = hookforge_cli("plugins", "show", "task", "sat")
+    assert shown.returncode == 0 and "clause_ratio" in shown.stdout and "partial_credit" in shown.stdout
+    listed = hookforge_cli("plugins")
+    for name in ("arith", "sat", "abd", "ded"):
+        assert any(line.split()[:2] == ["task", name] for line in listed.stdout.splitlines())

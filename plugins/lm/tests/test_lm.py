@@ -34,8 +34,8 @@ def test_sft_generates_through_the_cli_and_compare_shows_each_family(lm_config, 
     Path("c.yaml").write_text(yaml.safe_dump(config))
     sft = hookforge_cli("train", "-c", "c.yaml", "--run-dir", "sft")
     assert sft.returncode == 0, sft.stderr
-    base = hookforge_cli("train", "-c", "c.yaml", "--loop", "simple", "--run-dir", "base")
-    assert base.returncode == 0, base.stderr
+    base = hookforge.train("c.yaml", ["loop.name=simple"], run_dir="base")  # scored untrained
+    assert base.status == "finished"
 
     # validation loss and perplexity of the completions every epoch
     assert len(metrics("sft", "val", "loss")) == 3 and len(metrics("sft", "val", "perplexity")) == 3
@@ -62,9 +62,9 @@ def test_sft_generates_through_the_cli_and_compare_shows_each_family(lm_config, 
     out = pd.read_json("out.jsonl", lines=True, dtype=False)
     assert list(out["prompt"]) == ["3+4=", "1+1="] and out["completion"].map(type).eq(str).all()
 
-    compared = hookforge_cli("compare", "sft", "base", "--json")
-    assert compared.returncode == 0, compared.stderr
-    result = json.loads(compared.stdout)
+    from hookforge.compare import compare
+
+    result = compare(["sft", "base"]).to_dict()
     assert [m["key"] for m in result["metrics"]] == ["test/arith/success_rate",
                                                      "test/sat/success_rate"]
     rows = {Path(r["run_dir"]).name: r for r in result["runs"]}
@@ -205,7 +205,7 @@ def test_sampled_generation_is_seeded(lm_config):
     model.config = model.config.model_copy(update={"too_long": "error"})
     from hookforge.errors import DataError
 
-    with pytest.raises(DataError, match="prompt 2: prompt tokens are .* above the limit"):
+    with pytest.raises(DataError, match=r"prompt 2: prompt tokens are .* above the limit"):
         model.predict(["1+1=", long_prompt])
 
 

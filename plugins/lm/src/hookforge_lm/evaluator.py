@@ -101,9 +101,9 @@ class TasksEvaluator(Evaluator):
         """A verifier per family of the run's data, built with the options it was generated with."""
         from hookforge import registry
         from hookforge.errors import PluginError
+        from hookforge_lm.data import family_options
 
-        info = run.dataset.info if run.dataset is not None else None
-        recorded = dict((info.extra.get("families") if info is not None else None) or {})
+        recorded = family_options(run.dataset.info) if run.dataset is not None else {}
         verifiers: dict[str, Any] = {}
         for name, options in recorded.items():
             try:

@@ -33,7 +33,8 @@ _LAZY = {
     "RunRecord": "hookforge.record", "UsageError": "hookforge.errors",
     "ConfigError": "hookforge.errors", "DataError": "hookforge.errors",
     "PluginError": "hookforge.errors", "CheckpointError": "hookforge.errors",
-    "HookforgeError": "hookforge.errors",
+    "HookforgeError": "hookforge.errors", "pipeline": "hookforge.pipelines",
+    "PipelineResult": "hookforge.pipelines", "submit": "hookforge.cluster",
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]
@@ -51,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from hookforge.cluster import submit  # noqa: F401
     from hookforge.components import (  # noqa: F401
         Component,
         ComponentConfig,
@@ -70,6 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
         PluginError,
         UsageError,
     )
+    from hookforge.pipelines import PipelineResult, pipeline  # noqa: F401
     from hookforge.record import RunRecord  # noqa: F401
     from hookforge.run import Run, RunResult, train  # noqa: F401
     from hookforge.search import SearchSession, tune  # noqa: F401

@@ -556,6 +556,133 @@ def sync(run_dir: str, tracker_name: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# pipelines, clusters, status
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("-c", "--config", "config_file", required=True, help="Pipeline YAML (a 'stages:' list).")
+@click.option("--stages", "stages", multiple=True, help="Run only these stages (repeatable, or "
+                                                         "several names after one --stages).")
+@click.option("--skip", "skip", multiple=True, help="Leave these stages out (repeatable).")
+@click.option("--from", "start", help="Start at this stage (and run what follows it).")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              help="The pipeline's directory (default: pipeline.output_dir/NAME).")
+@click.option("--resume", is_flag=True, help="Continue a stage that failed or was killed.")
+@click.option("--dry-run", is_flag=True, help="Print the plan: references, what would be skipped.")
+@_overrides_argument()
+def pipeline(config_file: str, stages: tuple[str, ...], skip: tuple[str, ...], start: str | None,
+             output_dir: str | None, resume: bool, dry_run: bool,
+             overrides: tuple[str, ...]) -> None:
+    """Run the stages of a pipeline in dependency order, each a normal run with its own record.
+
+    KEY=VALUE goes to every train and search stage; STAGE.KEY=VALUE to that stage only.
+
+    \b
+    Examples:
+      hookforge pipeline -c configs/pipelines/hpo_then_refit.yaml --dry-run
+      hookforge pipeline -c configs/pipelines/full.yaml --stages mamba bert --output-dir runs/full
+      hookforge pipeline -c configs/pipelines/full.yaml --resume
+    """
+    from hookforge.pipelines import Pipeline
+
+    names, extra = _names_and_overrides(stages, overrides)
+    runner = Pipeline(config_file, output_dir, extra)
+    result = runner.run(names, skip, start, resume, dry_run, echo=click.echo)
+    if dry_run:
+        click.echo(f"dry run: nothing ran; the pipeline's directory would be {result.directory}")
+        return
+    for name, stage in result.stages.items():
+        where = stage.outputs.get("run_dir") or stage.outputs.get("dir") or ""
+        click.echo(f"{name:16} {stage.status:9} {where}")
+    click.echo(f"pipeline {result.status}; its record:")
+    click.echo(str(result.directory))
+
+
+def _names_and_overrides(stages: tuple[str, ...],
+                         overrides: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """``--stages a b``: click gives ``a`` to --stages and ``b`` to the overrides; a bare word
+    there is a stage name."""
+    names = list(stages)
+    extra = []
+    for item in overrides:
+        (extra if "=" in item else names).append(item)
+    if names and not stages:
+        raise click.UsageError(f"'{names[0]}' is not KEY=VALUE (stage names go after --stages)")
+    return names, extra
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--backend", type=click.Choice(["slurm", "condor"]), required=True,
+              help="The batch system.")
+@click.option("--dry-run", is_flag=True, help="Print the jobs and the batch script; submit nothing.")
+@click.option("--partition", help="Slurm partition.")
+@click.option("--account", help="Slurm account.")
+@click.option("--time", "time_min", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Time limit per job, minutes.")
+@click.option("--cpus", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPUs per job.")
+@click.option("--gpus", type=click.IntRange(min=0), default=0, show_default=True,
+              help="GPUs per job.")
+@click.option("--mem", "mem_gb", type=click.FloatRange(min=0.1), default=4.0, show_default=True,
+              help="Memory per job, GB.")
+@click.option("--array-parallelism", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Array tasks (sweep points, search workers) running at once.")
+@click.option("--job-dir", type=click.Path(file_okay=False),
+              help="Where submit.json, statuses and logs go (default outputs/jobs/STAMP_COMMAND).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def submit(backend: str, dry_run: bool, partition: str | None, account: str | None, time_min: int,
+           cpus: int, gpus: int, mem_gb: float, array_parallelism: int, job_dir: str | None,
+           command: tuple[str, ...]) -> None:
+    """Run a hookforge command on a batch system: submit [OPTIONS] -- COMMAND ...
+
+    A train sweep (KEY=a,b,c) becomes a job array, search --workers N N workers on one
+    --storage, a pipeline one job per stage (Slurm: afterok dependencies).
+
+    \b
+    Examples:
+      hookforge submit --backend slurm --partition gpu --gpus 1 -- train -c configs/lm/sft_tiny.yaml
+      hookforge submit --backend slurm -- train -c configs/quickstart.yaml run.seed=1,2,3
+      hookforge submit --backend condor --dry-run -- pipeline -c configs/pipelines/full.yaml
+    """
+    from hookforge.cluster import Resources, describe_command
+    from hookforge.cluster import submit as submit_jobs
+
+    argv = list(command)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    resources = Resources(partition=partition, time_min=time_min, cpus=cpus, gpus=gpus,
+                          mem_gb=mem_gb, array_parallelism=array_parallelism, account=account)
+    record = submit_jobs(backend, argv, resources, job_dir, dry_run)
+    for job in record["jobs"]:
+        needs = f"  after {', '.join(str(n) for n in job['needs'])}" if job["needs"] else ""
+        ident = job.get("job_id") or "-"
+        click.echo(f"job {job['index']:>3} {ident:>10}  {describe_command(job['argv'])}{needs}")
+    if dry_run:
+        click.echo(record["script"].rstrip())
+        click.echo(f"dry run: {len(record['jobs'])} job(s) for {backend}; nothing was submitted")
+        return
+    click.echo(f"submitted {len(record['jobs'])} job(s) to {backend}; `hookforge status "
+               f"{record['job_dir']}` follows them:")
+    click.echo(record["job_dir"])
+
+
+@cli.command()
+@click.argument("directory", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(directory: str, as_json: bool) -> None:
+    """The state of a run, a pipeline, a submission (its jobs) or an export (verified)."""
+    from hookforge.status import describe
+
+    lines, data = describe(directory)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    for line in lines:
+        click.echo(line)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,12 +54,13 @@ def slurm(tmp_path_factory):
     host = socket.gethostname().split(".")[0]
     socket_path = base / "munge" / "munge.socket"
     conf = base / "slurm.conf"
+    # cred_expire: a requeued job may start again that many seconds later (default 120)
     conf.write_text(f"""ClusterName=hookforge-test
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
 AuthType=auth/munge
-AuthInfo=socket={socket_path}
+AuthInfo=socket={socket_path},cred_expire=5
 CredType=cred/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -72,6 +73,7 @@ SlurmdPidFile={base}/slurmd.pid
 SlurmctldLogFile={base}/log/slurmctld.log
 SlurmdLogFile={base}/log/slurmd.log
 SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1,sched_interval=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
@@ -226,3 +228,30 @@ def test_condor_description_parses_and_submits_where_condor_exists(hookforge_cli
         missing = hookforge_cli("submit", "--backend", "condor", "--job-dir", "c2", "--", "train",
                                 "-c", str(QUICKSTART))
         assert missing.returncode == 2 and "condor_submit is not on PATH" in missing.stderr
+
+
+def test_a_preempted_job_requeues_and_resumes_from_last(slurm, hookforge_cli, hookforge_tmp,
+                                                        tiny_config):
+    """Slurm's pre-emption signal (USR2, what --signal=USR2@120 sends before a time limit):
+    submitit calls the job's checkpoint(), which requeues `train --resume RUN_DIR`."""
+    config = tiny_config(data={"name": "sklearn", "dataset": "digits"},
+                         model={"name": "mlp", "hidden": [64]},
+                         loop={"name": "supervised", "epochs": 200, "batch_size": 32,
+                               "device": "cpu", "checkpoint_every_n_steps": 5,
+                               "early_stopping": {"metric": None}},
+                         run={"log_every_n_steps": 5})
+    Path("mlp.yaml").write_text(yaml.safe_dump(config))
+    submitted = hookforge_cli("submit", "--backend", "slurm", "--job-dir", "pre", "--mem", "1",
+                              "--", "train", "-c", "mlp.yaml", env=slurm)
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(Path("pre/submit.json").read_text())["jobs"][0]
+    run_dir = Path(job["argv"][job["argv"].index("--run-dir") + 1])
+    _wait(lambda: (run_dir / "checkpoints" / "last").is_dir(), 120, "a first checkpoint")
+    subprocess.run(["scancel", "--signal=USR2", job["job_id"]], env=slurm, check=True)
+    _wait(lambda: json.loads((run_dir / "run.json").read_text()).get("resumes"), 120,
+          "the requeued job to resume the run")
+    subprocess.run(["scancel", job["job_id"]], env=slurm)  # no need to train all 200 epochs
+    resumes = json.loads((run_dir / "run.json").read_text())["resumes"]
+    assert resumes[0]["from_step"] >= 5  # from 'last', not from the start
+    second = json.loads(Path("pre/status/0.json").read_text())
+    assert second["argv"] == ["train", "--resume", str(run_dir)]  # what checkpoint() requeued

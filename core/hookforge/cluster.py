@@ -186,6 +186,10 @@ def run_command(argv: list[str], status_file: Path, job_id: str | None = None) -
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code == -1:  # submitit requeued the job after a pre-emption signal: it runs again
+            _write_status(status_file, state="REQUEUED",
+                          ended=datetime.now().astimezone().isoformat(timespec="seconds"))
+            raise
     except BaseException:
         code = 1
     state = "COMPLETED" if code == 0 else "INTERRUPTED" if code == 130 else "FAILED"
@@ -445,7 +449,7 @@ def job_states(job_dir: str | Path) -> list[dict[str, Any]]:
         status_file = job_dir / "status" / f"{job['index']}.json"
         status = read_json(status_file) if status_file.is_file() else {}
         state = status.get("state")
-        if state in (None, "RUNNING"):
+        if state in (None, "RUNNING", "REQUEUED"):
             queued = _queue_state(record["backend"], job.get("job_id"))
             state = queued or state or ("PENDING" if job.get("job_id") else "UNKNOWN")
             if state == "RUNNING" and queued is None and status:

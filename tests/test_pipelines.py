@@ -119,6 +119,12 @@ def test_an_export_is_verified_when_loaded(hookforge_tmp):
 
     model = load_model(directory, "fit")
     assert model.plugin_name == "centroid"
+    from hookforge.status import describe
+
+    lines, _ = describe(result["fit"].outputs["run_dir"])  # `hookforge status RUN_DIR`
+    assert "finished" in lines[0] and "checkpoints: best" in "\n".join(lines)
+    lines, _ = describe(directory)
+    assert "every sha256 verified" in lines[0]
     (directory / "fit" / "evaluation.json").write_text("{}")
     with pytest.raises(CheckpointError, match=r"evaluation\.json changed since export"):
         verify(directory)

@@ -58,7 +58,7 @@ KEY_LIBRARIES = ["python", "numpy", "pandas", "scikit-learn", "scipy", "pydantic
                  "comet_ml", "gymnasium", "safetensors", "skops"]
 DEFAULT_EVALUATORS = {"classification": "classification", "multilabel": "classification",
                       "regression": "regression", "language_modeling": "perplexity",
-                      "generation": "tasks"}
+                      "generation": "tasks", "retrieval": "retrieval"}
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""hookforge-rag: retrieval indexes (sentence-transformers + FAISS) built and evaluated like models."""

@@ -58,7 +58,7 @@ KEY_LIBRARIES = ["python", "numpy", "pandas", "scikit-learn", "scipy", "pydantic
                  "comet_ml", "gymnasium", "safetensors", "skops"]
 DEFAULT_EVALUATORS = {"classification": "classification", "multilabel": "classification",
                       "regression": "regression", "language_modeling": "perplexity",
-                      "generation": "tasks", "retrieval": "retrieval"}
+                      "generation": "tasks", "retrieval": "retrieval", "preference": "preference"}
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Task = Literal["classification", "multilabel", "regression", "reconstruction", "reinforcement",
-               "language_modeling", "generation", "retrieval", "other"]
+               "language_modeling", "generation", "retrieval", "preference", "reward", "other"]
 
 SPLITS = ("train", "val", "test")
 

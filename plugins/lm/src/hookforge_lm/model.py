@@ -146,10 +146,10 @@ def random_config(fields: dict[str, Any], vocab_size: int, tokenizer: Any, conte
         options.setdefault("num_key_value_heads", options["num_attention_heads"])
     special = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
                "eos_token_id": tokenizer.eos_token_id}
+    fields = {"tie_word_embeddings": True, **{k: v for k, v in special.items() if v is not None},
+              **options, "vocab_size": vocab_size}  # the user's fields win, but the vocabulary
     try:
-        return AutoConfig.for_model(arch, vocab_size=vocab_size, tie_word_embeddings=True,
-                                    **{k: v for k, v in special.items() if v is not None},
-                                    **options)
+        return AutoConfig.for_model(arch, **fields)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model.config: {str(exc).strip().splitlines()[0]}") from None
 

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
-from hookforge_ppo.ppo import bootstrap_truncated, explained_variance, gae, minibatches, ppo_loss, schedule
 
 from hookforge.errors import ConfigError
+from hookforge_ppo.ppo import bootstrap_truncated, explained_variance, gae, minibatches, ppo_loss, schedule
 
 
 def test_gae_matches_a_hand_computed_rollout():

@@ -11,6 +11,8 @@ these functions, each one step of the algorithm as the papers and the references
   increased by ``gamma * V(final observation)`` (as stable-baselines3 does), then it ends the
   episode like any other;
 - :func:`minibatches` - shuffled minibatch indices for one epoch, from a seeded generator;
+- :func:`clipped_surrogate` - the clipped policy objective per element (shared with the RL loops
+  for language models);
 - :func:`ppo_loss` - the clipped surrogate, the (optionally clipped) value loss, the entropy bonus,
   and the statistics every PPO reports (approx. KL, clip fraction).
 """
@@ -91,6 +93,17 @@ class LossParts:
     clip_fraction: torch.Tensor
 
 
+def clipped_surrogate(log_ratio: torch.Tensor, advantages: torch.Tensor,
+                      clip_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped policy objective per element, to minimise: ``-min(r A, clip(r, 1 - eps,
+    1 + eps) A)`` with ``r = exp(log_ratio)``, and where the ratio left the clip range (for the
+    clip fraction). Elements are actions here, tokens for language models (hookforge-lm)."""
+    ratio = log_ratio.exp()
+    surrogate = advantages * ratio
+    clipped = advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
+    return -torch.min(surrogate, clipped), ((ratio - 1.0).abs() > clip_range)
+
+
 def ppo_loss(new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor,
              new_value: torch.Tensor, old_value: torch.Tensor, returns: torch.Tensor,
              entropy: torch.Tensor, *, clip_range: float, clip_range_vf: float | None,
@@ -100,9 +113,8 @@ def ppo_loss(new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: t
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     log_ratio = new_logprob - old_logprob
     ratio = log_ratio.exp()
-    surrogate = advantages * ratio
-    clipped = advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
-    policy_loss = -torch.min(surrogate, clipped).mean()
+    per_action, clipped_mask = clipped_surrogate(log_ratio, advantages, clip_range)
+    policy_loss = per_action.mean()
     if clip_range_vf is not None:  # the value moves at most clip_range_vf from the old estimate
         new_value = old_value + torch.clamp(new_value - old_value, -clip_range_vf, clip_range_vf)
     value_loss = 0.5 * ((returns - new_value) ** 2).mean()
@@ -111,7 +123,7 @@ def ppo_loss(new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: t
     with torch.no_grad():
         # the low-variance estimator of KL(old || new) (Schulman's "approximating KL" note)
         approx_kl = ((ratio - 1.0) - log_ratio).mean()
-        clip_fraction = ((ratio - 1.0).abs() > clip_range).float().mean()
+        clip_fraction = clipped_mask.float().mean()
     return LossParts(loss, policy_loss.detach(), value_loss.detach(), entropy_mean.detach(),
                      approx_kl, clip_fraction)
 

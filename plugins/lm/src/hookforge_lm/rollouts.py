@@ -1,0 +1,111 @@
+"""What every RL loop for language models shares: sampling completions of prompts, the log
+probabilities of the sampled tokens, the per-token KL to a reference, group-relative advantages.
+
+Written here rather than taken from TRL: TRL 1.16 dropped its PPO trainer and its GRPO trainer
+is a closed ``transformers.Trainer`` subclass, while these loops run on hookforge's run record
+(one ``run.end_epoch`` per rollout, checkpoints, exact resume) and hookforge-ppo's clipped
+objective. Each function is one step of the algorithm, as the papers state it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Rollout:
+    """Sampled completions: prompt (left-padded) then completion (right-padded) token ids."""
+
+    input_ids: torch.Tensor  # (N, W + T)
+    attention_mask: torch.Tensor  # (N, W + T): prompt tokens and completion tokens up to EOS
+    prompt_width: int  # W
+    completion_mask: torch.Tensor  # (N, T) float: the tokens that count (up to and with EOS)
+    texts: list[str]  # the completions, decoded without special tokens
+    rows: Any  # the prompts' rows, each repeated for its completions (a DataFrame)
+
+
+def sample_completions(net: Any, formatter: Any, rows: Any, per_prompt: int, *, max_new_tokens: int,
+                       temperature: float, top_p: float, context: int, seed: int,
+                       device: Any) -> Rollout:
+    """``per_prompt`` sampled completions of each row's prompt (rows repeated in place)."""
+    tokenizer = formatter.tokenizer
+    messages = rows["messages"] if "messages" in rows.columns else [None] * len(rows)
+    texts = [formatter.prompt_text(p, m) for p, m in zip(rows["prompt"], messages, strict=True)]
+    room = context - max_new_tokens
+    prompts = [formatter.fit(ids, room, f"prompt {i + 1}", what="prompt tokens", total=len(ids),
+                             limit=room) for i, ids in enumerate(formatter.prompt_ids(texts))]
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else formatter.eos or 0
+    input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for k, ids in enumerate(prompts):
+        input_ids[k, width - len(ids):] = torch.tensor(ids)
+        mask[k, width - len(ids):] = 1
+    input_ids = input_ids.repeat_interleave(per_prompt, 0).to(device)
+    mask = mask.repeat_interleave(per_prompt, 0).to(device)
+    torch.manual_seed(seed)  # the same rollout samples the same completions, also after a resume
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        out = net.generate(input_ids=input_ids, attention_mask=mask, do_sample=True,
+                           temperature=temperature, top_p=top_p, top_k=0,
+                           max_new_tokens=max_new_tokens, pad_token_id=pad,
+                           eos_token_id=formatter.eos, use_cache=True)
+    net.train(was_training)
+    completion = out[:, width:]
+    if formatter.eos is not None:  # count tokens up to and including the first EOS
+        is_eos = completion == formatter.eos
+        after = (is_eos.cumsum(1) - is_eos.long()) > 0
+        completion_mask = (~after).float()
+    else:
+        completion_mask = torch.ones_like(completion, dtype=torch.float)
+    decoded = []
+    for k in range(completion.shape[0]):
+        tokens = completion[k][completion_mask[k] > 0].tolist()
+        if formatter.eos is not None and tokens and tokens[-1] == formatter.eos:
+            tokens = tokens[:-1]
+        decoded.append(tokenizer.decode(tokens, skip_special_tokens=True))
+    return Rollout(out, torch.cat([mask, completion_mask.long()], 1), width, completion_mask,
+                   decoded, rows.loc[rows.index.repeat(per_prompt)].reset_index(drop=True))
+
+
+def completion_logprobs(net: Any, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p of each sampled completion token, the distribution's entropy there), both (N, T)."""
+    mask = rollout.attention_mask
+    positions = (mask.cumsum(1) - 1).clamp(min=0)  # left padding: positions start at each prompt
+    logits = net(input_ids=rollout.input_ids, attention_mask=mask, position_ids=positions,
+                 use_cache=False).logits
+    width = rollout.prompt_width
+    logits = logits[:, width - 1:-1].float()  # the logits that predicted each completion token
+    logp_all = F.log_softmax(logits, dim=-1)
+    tokens = rollout.input_ids[:, width:]
+    logprob = logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logprob, entropy
+
+
+def kl_per_token(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
+    """KL(policy || reference) per sampled token, the unbiased, never negative estimator
+    ``exp(ref - logp) - (ref - logp) - 1`` (Schulman's "k3"; as DeepSeekMath's GRPO uses)."""
+    delta = ref_logprob - logprob
+    return delta.exp() - delta - 1.0
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's advantages: each completion's reward minus its group's mean, over the group's
+    standard deviation (a group of equal rewards gets 0: it says nothing about which is better)."""
+    grouped = rewards.view(-1, group_size)
+    mean = grouped.mean(1, keepdim=True)
+    std = grouped.std(1, keepdim=True, unbiased=True)
+    return ((grouped - mean) / (std + eps)).view(-1)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per sequence, the mean over its counted tokens; then the mean over sequences (each
+    completion weighs the same, whatever its length: GRPO's normalisation)."""
+    per_sequence = (values * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return per_sequence.mean()

@@ -1,0 +1,138 @@
+"""GRPO on a tiny causal LM: group-relative advantages, the per-token KL and the masked mean
+against hand-computed cases; a run that changes the policy and logs a rollout per epoch; exact
+resume after SIGKILL; rewards that are NaN; the KL limit."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import hookforge
+from hookforge.errors import UsageError
+from hookforge.record import RunRecord
+
+ROOT = Path(__file__).resolve().parents[3]
+TORCH_TESTS = ROOT / "plugins" / "torch" / "tests"
+LENGTH_REWARD = '''
+import numpy as np
+from hookforge.components import ComponentConfig
+
+
+class LengthReward:
+    """Longer completions score more: a reward that varies from the first rollout."""
+
+    class Config(ComponentConfig):
+        pass
+
+    def __init__(self, config=None):
+        pass
+
+    def __call__(self, inputs, completions):
+        return np.array([min(len(c), 8) / 8 for c in completions])
+'''
+TIMING = {"rollout_s", "samples_per_s", "epoch_time_s", "peak_memory_mb"}
+
+
+def test_advantages_kl_and_means_by_hand():
+    from hookforge_lm.rollouts import group_advantages, kl_per_token, masked_mean
+
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.5, 0.5])
+    advantages = group_advantages(rewards, 2)
+    std = math.sqrt(0.5)  # of (1, 0), unbiased
+    torch.testing.assert_close(advantages, torch.tensor([0.5 / (std + 1e-4), -0.5 / (std + 1e-4),
+                                                         -0.5 / (std + 1e-4), 0.5 / (std + 1e-4),
+                                                         0.0, 0.0]))
+    logp, ref = torch.tensor([math.log(0.5), math.log(0.2)]), torch.tensor([math.log(0.25), math.log(0.2)])
+    delta = math.log(0.25) - math.log(0.5)
+    torch.testing.assert_close(kl_per_token(logp, ref), torch.tensor([math.exp(delta) - delta - 1, 0.0]))
+    values = torch.tensor([[1.0, 3.0, 100.0], [2.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert float(masked_mean(values, mask)) == pytest.approx((2.0 + 2.0) / 2)
+
+
+@pytest.fixture
+def grpo_config(lm_config):
+    def make(**loop):
+        config = lm_config(data={"n_train": 64, "n_val": 8, "n_test": 16})
+        config["loop"] = {"name": "grpo", "num_rollouts": 4, "prompts_per_rollout": 4,
+                          "group_size": 4, "lr": 0.003, "max_new_tokens": 6,
+                          "reward": {"name": "length"}, "device": "cpu", **loop}
+        return config
+    return make
+
+
+@pytest.fixture
+def length_reward(hookforge_register, tmp_path):
+    import importlib.util
+
+    path = tmp_path / "lengthreward.py"
+    path.write_text(LENGTH_REWARD)
+    spec = importlib.util.spec_from_file_location("lengthreward", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    hookforge_register("reward", "length", module.LengthReward)
+    return tmp_path
+
+
+def test_a_grpo_run_changes_the_policy_and_logs_each_rollout(grpo_config, length_reward):
+    result = hookforge.train(grpo_config(num_rollouts=2))
+    assert result.status == "finished" and result.fit.epochs == 2
+    rows = RunRecord.open(result.run_dir).read_metrics()
+    names = {r["name"] for r in rows if r["split"] == "train"}
+    assert {"reward_mean", "kl", "entropy", "response_length", "clip_fraction", "loss",
+            "success_rate", "dropped"} <= names
+    kl = [r["value"] for r in rows if r["name"] == "kl"]
+    assert kl[0] == pytest.approx(0.0, abs=1e-6) and kl[1] > 0  # the policy moved off the reference
+    assert "arith/success_rate" in result.evaluation["test"]
+
+
+def test_a_killed_grpo_run_resumes_bit_for_bit(grpo_config, length_reward, hookforge_cli,
+                                               hookforge_installed, hookforge_tmp):
+    env = hookforge_installed({"hookforge.plugins": {"killer": "killer:Killer"},
+                               "hookforge.rewards": {"length": "lengthreward:LengthReward"}},
+                              [TORCH_TESTS, length_reward])
+    Path("g.yaml").write_text(yaml.safe_dump(grpo_config()))
+    straight = hookforge_cli("train", "-c", "g.yaml", "--run-dir", "straight", env=env)
+    assert straight.returncode == 0, straight.stderr
+    killed = hookforge_cli("train", "-c", "g.yaml", "--run-dir", "killed",
+                           env={**env, "HOOKFORGE_TEST_KILL": "2:SIGKILL"})
+    assert killed.returncode == -9
+    resumed = hookforge_cli("train", "--resume", "killed", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+
+    def record(name):
+        return [(r["step"], r["split"], r["name"], r["value"])
+                for r in RunRecord.open(hookforge_tmp / name).read_metrics()
+                if r["name"] not in TIMING and r["split"] != "system"]
+
+    assert record("killed") == record("straight")
+    weights = [(hookforge_tmp / n / "checkpoints" / "last" / "model.safetensors").read_bytes()
+               for n in ("killed", "straight")]
+    assert weights[0] == weights[1]
+
+
+def test_nan_rewards_are_dropped_then_stop_the_run(grpo_config, hookforge_register):
+    class Broken:
+        from hookforge.components import ComponentConfig as Config
+
+        def __init__(self, config=None):
+            self.calls = 0
+
+        def __call__(self, inputs, completions):
+            return [math.nan] * len(completions)
+
+    hookforge_register("reward", "broken", Broken)
+    with pytest.raises(UsageError, match=r"no usable reward .* in 2 rollouts in a row"):
+        hookforge.train(grpo_config(reward={"name": "broken"}, max_bad_rollouts=2))
+
+
+def test_the_kl_limit_stops_the_run_keeping_last(grpo_config, length_reward, hookforge_tmp):
+    with pytest.raises(UsageError, match=r"above loop\.kl_limit=1e-09"):
+        hookforge.train(grpo_config(kl_limit=1e-9, lr=0.05), run_dir=str(hookforge_tmp / "r"))
+    assert (hookforge_tmp / "r" / "checkpoints" / "last" / "training_state.pt").is_file()
+    assert np.isfinite(RunRecord.open(hookforge_tmp / "r").read_metrics()[0]["value"])

@@ -33,7 +33,6 @@ from hookforge.subcomponents import Sub, sub_field
 from hookforge.types import FitResult
 
 log = logging.getLogger("hookforge")
-TRAINING_STATE = "training_state.pt"
 
 
 class GrpoConfig(ComponentConfig):
@@ -259,9 +258,8 @@ class GrpoTrainer:
                                      metric=value, extra={"monitor": self.cfg.monitor})
 
     def _save_last(self) -> None:
-        import torch
-
         from hookforge_torch import engine
+        from hookforge_torch.checkpoint import save_training_state
 
         state = {"optimizer": self.optimizer.state_dict(), "rng": engine.rng_state(),
                  "progress": {"rollout": self.rollout, "step": self.step,
@@ -271,20 +269,15 @@ class GrpoTrainer:
 
         def fill(directory: Path) -> None:
             self.model.save(directory)
-            torch.save(state, directory / TRAINING_STATE)
+            save_training_state(state, directory)
 
         self.run.save_checkpoint("last", fill, epoch=self.rollout, step=self.step)
 
     def _restore(self, directory: Path) -> None:
-        import torch
-
-        from hookforge.errors import CheckpointError
         from hookforge_torch import engine
+        from hookforge_torch.checkpoint import load_training_state
 
-        try:
-            state = torch.load(directory / TRAINING_STATE, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError(f"{directory} has no {TRAINING_STATE}: it cannot be resumed") from None
+        state = load_training_state(directory)  # weights_only: loads no code
         self.model.restore_weights(directory)
         self.net.to(self.device)
         self.optimizer.load_state_dict(state["optimizer"])

@@ -24,6 +24,10 @@ class Interrupting(Majority):
     def fit(self, run: Any, dataset: Any) -> None:
         if not run.resumed:
             run.log_metrics({"loss": 1.0}, step=1, epoch=0)
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                # started from a background job of a non-interactive shell, which ignores
+                # SIGINT (so Python installs no handler): Ctrl-C as a terminal would deliver it
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)
         super().fit(run, dataset)

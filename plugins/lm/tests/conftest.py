@@ -2,6 +2,24 @@ from __future__ import annotations
 
 import pytest
 
+LENGTH_REWARD = '''
+import numpy as np
+from hookforge.components import ComponentConfig
+
+
+class LengthReward:
+    """Longer completions score more: a reward that varies from the first rollout."""
+
+    class Config(ComponentConfig):
+        pass
+
+    def __init__(self, config=None):
+        pass
+
+    def __call__(self, inputs, completions):
+        return np.array([min(len(c), 8) / 8 for c in completions])
+'''
+
 TINY = {"arch": "llama", "hidden_size": 32, "layers": 2, "heads": 2, "intermediate": 64}
 
 
@@ -49,3 +67,16 @@ def tiny_model_dir(tmp_path):
     AutoModelForCausalLM.from_config(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture
+def length_reward(hookforge_register, tmp_path):
+    import importlib.util
+
+    path = tmp_path / "lengthreward.py"
+    path.write_text(LENGTH_REWARD)
+    spec = importlib.util.spec_from_file_location("lengthreward", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    hookforge_register("reward", "length", module.LengthReward)
+    return tmp_path

@@ -18,23 +18,6 @@ from hookforge.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[3]
 TORCH_TESTS = ROOT / "plugins" / "torch" / "tests"
-LENGTH_REWARD = '''
-import numpy as np
-from hookforge.components import ComponentConfig
-
-
-class LengthReward:
-    """Longer completions score more: a reward that varies from the first rollout."""
-
-    class Config(ComponentConfig):
-        pass
-
-    def __init__(self, config=None):
-        pass
-
-    def __call__(self, inputs, completions):
-        return np.array([min(len(c), 8) / 8 for c in completions])
-'''
 TIMING = {"rollout_s", "samples_per_s", "epoch_time_s", "peak_memory_mb"}
 
 
@@ -64,19 +47,6 @@ def grpo_config(lm_config):
                           "reward": {"name": "length"}, "device": "cpu", **loop}
         return config
     return make
-
-
-@pytest.fixture
-def length_reward(hookforge_register, tmp_path):
-    import importlib.util
-
-    path = tmp_path / "lengthreward.py"
-    path.write_text(LENGTH_REWARD)
-    spec = importlib.util.spec_from_file_location("lengthreward", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    hookforge_register("reward", "length", module.LengthReward)
-    return tmp_path
 
 
 def test_a_grpo_run_changes_the_policy_and_logs_each_rollout(grpo_config, length_reward):

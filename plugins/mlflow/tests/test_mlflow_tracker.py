@@ -77,9 +77,10 @@ def test_killed_server_then_sync_restores_every_point(mlflow_server, hookforge_t
                                stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "HOOKFORGE_PROGRESS": "0"})
     events = hookforge_tmp / "r" / "events.jsonl"
+    state_file = hookforge_tmp / "r" / "trackers" / "mlflow.json"
     deadline = time.time() + 120
-    while time.time() < deadline:  # kill the server once training is under way
-        if events.exists() and events.read_text().count('"epoch_end"') >= 2:
+    while time.time() < deadline:  # kill the server once training and the MLflow run are under way
+        if state_file.exists() and events.exists() and events.read_text().count('"epoch_end"') >= 2:
             break
         time.sleep(0.05)
     server.stop()

@@ -102,19 +102,38 @@ class CausalLMConfig(ComponentConfig):
         return self
 
 
-def check_model_dir(path: str, *, needs_tokenizer: bool) -> Path:
-    """A local model directory with a config, weights and (unless given apart) a tokenizer."""
+def resolve_model_dir(path: str | Path, field: str = "model.pretrained") -> Path:
+    """The transformers directory ``path`` stands for: itself; for a hookforge run directory
+    its best (else last) checkpoint; for a causal_lm checkpoint the merged model in it (which
+    ``model.export_merged`` writes), so a stage takes the previous stage's checkpoint as is."""
     directory = Path(path).expanduser()
     if not directory.is_dir():
-        raise ConfigError(f"model.pretrained: directory {directory} does not exist")
+        raise ConfigError(f"{field}: directory {directory} does not exist")
+    if (directory / "run.json").is_file():
+        checkpoints = [directory / "checkpoints" / tag for tag in ("best", "last")]
+        found = next((c for c in checkpoints if c.is_dir()), None)
+        if found is None:
+            raise ConfigError(f"{field}: the run {directory} has no checkpoint (best or last)")
+        directory = found
+    if (directory / LM_FILE).is_file():
+        if not (directory / "merged" / "config.json").is_file():
+            raise ConfigError(f"{field}: {directory} is a causal_lm checkpoint without a merged "
+                              f"model; train it with model.export_merged=true")
+        directory = directory / "merged"
+    return directory
+
+
+def check_model_dir(path: str, *, needs_tokenizer: bool, field: str = "model.pretrained") -> Path:
+    """A local model directory with a config, weights and (unless given apart) a tokenizer."""
+    directory = resolve_model_dir(path, field)
     if not (directory / "config.json").is_file():
-        raise ConfigError(f"model.pretrained: {directory} has no config.json: not a transformers "
+        raise ConfigError(f"{field}: {directory} has no config.json: not a transformers "
                           f"model directory")
     if not any((directory / f).is_file() for f in WEIGHT_FILES):
-        raise ConfigError(f"model.pretrained: {directory} has no weights (expected one of "
+        raise ConfigError(f"{field}: {directory} has no weights (expected one of "
                           f"{', '.join(WEIGHT_FILES)})")
     if needs_tokenizer and not any((directory / f).is_file() for f in TOKENIZER_FILES):
-        raise ConfigError(f"model.pretrained: {directory} has no tokenizer (none of "
+        raise ConfigError(f"{field}: {directory} has no tokenizer (none of "
                           f"{', '.join(TOKENIZER_FILES)}); set model.tokenizer to a tokenizer "
                           f"directory")
     return directory
@@ -220,7 +239,7 @@ class CausalLM(TokenBatches, TorchModel):
         if isinstance(c.tokenizer, str):
             tokenizer = load_tokenizer(c.tokenizer)
         elif c.pretrained is not None and c.tokenizer is None:
-            tokenizer = load_tokenizer(c.pretrained, "model.pretrained")
+            tokenizer = load_tokenizer(resolve_model_dir(c.pretrained), "model.pretrained")
         else:
             from hookforge_torch.tokens import train_tokenizer
 
@@ -408,7 +427,7 @@ class CausalLM(TokenBatches, TorchModel):
         self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
         (directory / LM_FILE).write_text(json.dumps({
             "weights": ADAPTER_FILE if self._adapter_only else "full",
-            "base": str(Path(self.config.pretrained).expanduser().resolve())
+            "base": str(resolve_model_dir(self.config.pretrained).resolve())
             if self.config.pretrained else None,
             "lora": self.config.lora.model_dump(), "max_length": self.max_tokens(),
             "vocab_size": len(self.tokenizer)}, indent=2))

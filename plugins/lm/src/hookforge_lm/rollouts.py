@@ -73,19 +73,32 @@ def sample_completions(net: Any, formatter: Any, rows: Any, per_prompt: int, *, 
                    decoded, rows.loc[rows.index.repeat(per_prompt)].reset_index(drop=True))
 
 
-def completion_logprobs(net: Any, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p of each sampled completion token, the distribution's entropy there), both (N, T)."""
+def select(rollout: Rollout, index: torch.Tensor) -> Rollout:
+    """The completions at ``index`` (those whose rewards are usable)."""
+    return Rollout(rollout.input_ids[index], rollout.attention_mask[index], rollout.prompt_width,
+                   rollout.completion_mask[index], [rollout.texts[i] for i in index.tolist()],
+                   rollout.rows.iloc[index.cpu().numpy()].reset_index(drop=True))
+
+
+def completion_logprobs(net: Any, rollout: Rollout, value_head: Any = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(log p of each sampled completion token, the distribution's entropy there, and with a
+    value head the value of the state before each token), each (N, T)."""
     mask = rollout.attention_mask
     positions = (mask.cumsum(1) - 1).clamp(min=0)  # left padding: positions start at each prompt
-    logits = net(input_ids=rollout.input_ids, attention_mask=mask, position_ids=positions,
-                 use_cache=False).logits
+    out = net(input_ids=rollout.input_ids, attention_mask=mask, position_ids=positions,
+              use_cache=False, output_hidden_states=value_head is not None)
     width = rollout.prompt_width
-    logits = logits[:, width - 1:-1].float()  # the logits that predicted each completion token
+    logits = out.logits[:, width - 1:-1].float()  # the logits that predicted each completion token
     logp_all = F.log_softmax(logits, dim=-1)
     tokens = rollout.input_ids[:, width:]
     logprob = logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logprob, entropy
+    values = None
+    if value_head is not None:  # the last layer's state where each token was predicted
+        hidden = out.hidden_states[-1][:, width - 1:-1].float()
+        values = value_head(hidden).squeeze(-1)
+    return logprob, entropy, values
 
 
 def kl_per_token(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:

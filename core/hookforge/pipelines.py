@@ -142,6 +142,11 @@ def load(path: str | Path) -> tuple[PipelineConfig, Path]:
     return config, path.resolve().parent
 
 
+def _within(key: str, prefix: str) -> bool:
+    """``loop.reward.run`` is within ``loop.reward`` (and within itself)."""
+    return key == prefix or key.startswith(prefix + ".")
+
+
 def references(stage: StageConfig) -> list[tuple[str, str]]:
     """The (stage, output) pairs a stage refers to."""
     texts = [stage.config or "", stage.run or "", *stage.overrides, *stage.args]
@@ -261,16 +266,28 @@ class Pipeline:
         self.config, self.base = load(path)
         self.file = Path(path).resolve()
         self.source = str(path)
+        self.stages = {s.name: s for s in self.config.stages}
+        self.overrides = self._split_overrides(list(overrides))
+        self._replace_stage_overrides()
         self.graph = dependencies(self.config, self.source)
         self.plan = order(self.config, self.graph, self.source)
-        self.stages = {s.name: s for s in self.config.stages}
+        self.chosen = list(self.plan)  # the stages this run takes (run() narrows it)
         if output_dir is not None:
             self.directory = Path(output_dir)
         else:
             out = Path(self.config.output_dir)
             self.directory = (out if out.is_absolute() else self._path(str(out))) / self.config.name
         self.record = Record(self.directory)
-        self.overrides = self._split_overrides(list(overrides))
+
+    def _replace_stage_overrides(self) -> None:
+        """A command-line ``KEY=V`` for a stage replaces the stage's own overrides of KEY and of
+        the keys inside it, references included: ``ppo.loop.reward={name: verifier}`` frees the
+        stage from the reward stage it referred to, so that one can be skipped."""
+        for name, stage in self.stages.items():
+            keys = [item.partition("=")[0].strip() for item in self.overrides[name]]
+            if keys:
+                stage.overrides = [o for o in stage.overrides
+                                   if not any(_within(o.partition("=")[0].strip(), k) for k in keys)]
 
     def _split_overrides(self, overrides: list[str]) -> dict[str, list[str]]:
         """``NAME.KEY=V`` goes to stage NAME; any other ``KEY=V`` to every train/search stage."""
@@ -388,6 +405,7 @@ class Pipeline:
             echo: Any = None) -> PipelineResult:
         echo = echo or (lambda text: log.info("%s", text))
         chosen = select(self.plan, self.graph, stages, skip, start)
+        self.chosen = chosen
         notes = {name: self.check(name) for name in chosen}
         if dry_run:
             return self._dry_run(chosen, notes, echo)
@@ -539,7 +557,12 @@ class Pipeline:
         included = stage.include or self.graph[name]
         sources = {}
         for other in included:
-            outputs = self.outputs_of(other) or {}
+            outputs = self.outputs_of(other)
+            if outputs is None and other not in self.chosen:
+                # left out of this run (--skip) and never finished: nothing of it to export
+                log.info("    %s: not exporting '%s' (skipped, never finished)", name, other)
+                continue
+            outputs = outputs or {}
             if not outputs.get("run_dir"):
                 raise UsageError(f"stage '{name}' exports '{other}', a {self.stages[other].command} "
                                  f"stage without a run directory")

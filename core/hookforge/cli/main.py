@@ -564,7 +564,8 @@ def sync(run_dir: str, tracker_name: str) -> None:
 @click.option("-c", "--config", "config_file", required=True, help="Pipeline YAML (a 'stages:' list).")
 @click.option("--stages", "stages", multiple=True, help="Run only these stages (repeatable, or "
                                                          "several names after one --stages).")
-@click.option("--skip", "skip", multiple=True, help="Leave these stages out (repeatable).")
+@click.option("--skip", "skip", multiple=True, help="Leave these stages out (repeatable, or "
+                                                    "several names after one --skip).")
 @click.option("--from", "start", help="Start at this stage (and run what follows it).")
 @click.option("--output-dir", type=click.Path(file_okay=False),
               help="The pipeline's directory (default: pipeline.output_dir/NAME).")
@@ -586,9 +587,9 @@ def pipeline(config_file: str, stages: tuple[str, ...], skip: tuple[str, ...], s
     """
     from hookforge.pipelines import Pipeline
 
-    names, extra = _names_and_overrides(stages, overrides)
+    names, skipped, extra = _names_and_overrides(stages, skip, overrides)
     runner = Pipeline(config_file, output_dir, extra)
-    result = runner.run(names, skip, start, resume, dry_run, echo=click.echo)
+    result = runner.run(names, skipped, start, resume, dry_run, echo=click.echo)
     if dry_run:
         click.echo(f"dry run: nothing ran; the pipeline's directory would be {result.directory}")
         return
@@ -599,17 +600,19 @@ def pipeline(config_file: str, stages: tuple[str, ...], skip: tuple[str, ...], s
     click.echo(str(result.directory))
 
 
-def _names_and_overrides(stages: tuple[str, ...],
-                         overrides: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """``--stages a b``: click gives ``a`` to --stages and ``b`` to the overrides; a bare word
-    there is a stage name."""
-    names = list(stages)
-    extra = []
+def _names_and_overrides(stages: tuple[str, ...], skip: tuple[str, ...], overrides: tuple[str, ...]
+                         ) -> tuple[list[str], list[str], list[str]]:
+    """``--stages a b`` (or ``--skip a b``): click gives ``a`` to the option and ``b`` to the
+    overrides; a bare word there is one more stage name for --stages, else for --skip."""
+    names, skipped = list(stages), list(skip)
+    extra, bare = [], []
     for item in overrides:
-        (extra if "=" in item else names).append(item)
-    if names and not stages:
-        raise click.UsageError(f"'{names[0]}' is not KEY=VALUE (stage names go after --stages)")
-    return names, extra
+        (extra if "=" in item else bare).append(item)
+    if bare and not stages and not skip:
+        raise click.UsageError(f"'{bare[0]}' is not KEY=VALUE (stage names go after --stages "
+                               f"or --skip)")
+    (names if stages else skipped).extend(bare)
+    return names, skipped, extra
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -228,7 +228,8 @@ class CausalLM(TokenBatches, TorchModel):
             run.record.update_info(lm={"parameters": total, "trainable": trainable,
                                        "vocab_size": len(self.tokenizer),
                                        "lora": self.config.lora.enabled,
-                                       "base": self.config.pretrained})
+                                       "base": str(resolve_model_dir(self.config.pretrained).resolve())
+                                       if self.config.pretrained else None})
         run.emit("parameters", trainable=trainable, total=total, lora=self.config.lora.enabled)
 
     def _tokenizer(self, run: Any, dataset: Dataset | None) -> Any:

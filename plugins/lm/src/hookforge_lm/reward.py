@@ -28,7 +28,13 @@ from hookforge.errors import CheckpointError, DataError
 from hookforge.splits import SplitConfig, fingerprint_bytes, seeded_split
 from hookforge.types import Dataset, DatasetInfo, Predictions, Split
 from hookforge_bert.lora import LoraSettings, with_lora
-from hookforge_lm.model import TOKENIZER_DIR, TokenizerSource, check_model_dir, random_config
+from hookforge_lm.model import (
+    TOKENIZER_DIR,
+    TokenizerSource,
+    check_model_dir,
+    random_config,
+    resolve_model_dir,
+)
 from hookforge_torch.hf import enable_checkpointing, quiet_transformers
 from hookforge_torch.model import TorchModel
 from hookforge_torch.tokens import TokenBatches, check_training, load_tokenizer
@@ -155,7 +161,7 @@ class RewardModel(TokenBatches, TorchModel):
         elif isinstance(c.tokenizer, str):
             self.tokenizer = load_tokenizer(c.tokenizer)
         elif c.pretrained is not None and c.tokenizer is None:
-            self.tokenizer = load_tokenizer(c.pretrained, "model.pretrained")
+            self.tokenizer = load_tokenizer(resolve_model_dir(c.pretrained), "model.pretrained")
         else:
             from hookforge_torch.tokens import train_tokenizer
 
@@ -264,7 +270,8 @@ class RewardModel(TokenBatches, TorchModel):
         super().save(directory)
         self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
         (directory / REWARD_FILE).write_text(json.dumps({
-            "base": self.config.pretrained, "lora": self.config.lora.enabled,
+            "base": str(resolve_model_dir(self.config.pretrained).resolve())
+            if self.config.pretrained else None, "lora": self.config.lora.enabled,
             "max_length": self.max_tokens()}, indent=2))
 
     def load(self, directory: Path, info: DatasetInfo) -> None:

@@ -80,3 +80,44 @@ def length_reward(hookforge_register, tmp_path):
     spec.loader.exec_module(module)
     hookforge_register("reward", "length", module.LengthReward)
     return tmp_path
+
+
+TIMING = {"rollout_s", "samples_per_s", "epoch_time_s", "peak_memory_mb"}
+
+
+@pytest.fixture
+def killed_and_straight(length_reward, hookforge_cli, hookforge_installed, hookforge_tmp):
+    """Train a config straight and killed (SIGKILL after rollout 2) then resumed, through the
+    CLI; returns (the two runs' records without timings, a reader of a file of both 'last')."""
+    from pathlib import Path
+
+    import yaml
+
+    from hookforge.record import RunRecord
+
+    torch_tests = Path(__file__).resolve().parents[2] / "torch" / "tests"
+
+    def run(config):
+        env = hookforge_installed({"hookforge.plugins": {"killer": "killer:Killer"},
+                                   "hookforge.rewards": {"length": "lengthreward:LengthReward"}},
+                                  [torch_tests, length_reward])
+        Path("c.yaml").write_text(yaml.safe_dump(config))
+        straight = hookforge_cli("train", "-c", "c.yaml", "--run-dir", "straight", env=env)
+        assert straight.returncode == 0, straight.stderr
+        killed = hookforge_cli("train", "-c", "c.yaml", "--run-dir", "killed",
+                               env={**env, "HOOKFORGE_TEST_KILL": "2:SIGKILL"})
+        assert killed.returncode == -9
+        resumed = hookforge_cli("train", "--resume", "killed", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+
+        def record(name):
+            return [(r["step"], r["split"], r["name"], r["value"])
+                    for r in RunRecord.open(hookforge_tmp / name).read_metrics()
+                    if r["name"] not in TIMING and r["split"] != "system"]
+
+        def files(name):
+            return [(hookforge_tmp / n / "checkpoints" / "last" / name).read_bytes()
+                    for n in ("killed", "straight")]
+
+        return (record("killed"), record("straight")), files
+    return run

@@ -5,19 +5,13 @@ resume after SIGKILL; NaN rewards dropped per completion; a reference whose toke
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 import hookforge
 from hookforge.errors import ConfigError
 from hookforge.record import RunRecord
-
-ROOT = Path(__file__).resolve().parents[3]
-TORCH_TESTS = ROOT / "plugins" / "torch" / "tests"
-TIMING = {"rollout_s", "samples_per_s", "epoch_time_s", "peak_memory_mb"}
 
 
 def test_token_rewards_and_gae_by_hand():
@@ -87,29 +81,11 @@ def test_a_two_rollout_ppo_run_changes_the_policy(ppo_config, length_reward):
     assert "arith/success_rate" in result.evaluation["test"]
 
 
-def test_a_killed_ppo_run_resumes_bit_for_bit(ppo_config, length_reward, hookforge_cli,
-                                              hookforge_installed, hookforge_tmp):
-    env = hookforge_installed({"hookforge.plugins": {"killer": "killer:Killer"},
-                               "hookforge.rewards": {"length": "lengthreward:LengthReward"}},
-                              [TORCH_TESTS, length_reward])
-    Path("p.yaml").write_text(yaml.safe_dump(ppo_config(kl_target=0.5)))
-    straight = hookforge_cli("train", "-c", "p.yaml", "--run-dir", "straight", env=env)
-    assert straight.returncode == 0, straight.stderr
-    killed = hookforge_cli("train", "-c", "p.yaml", "--run-dir", "killed",
-                           env={**env, "HOOKFORGE_TEST_KILL": "2:SIGKILL"})
-    assert killed.returncode == -9
-    resumed = hookforge_cli("train", "--resume", "killed", env=env)
-    assert resumed.returncode == 0, resumed.stderr
-
-    def record(name):
-        return [(r["step"], r["split"], r["name"], r["value"])
-                for r in RunRecord.open(hookforge_tmp / name).read_metrics()
-                if r["name"] not in TIMING and r["split"] != "system"]
-
-    assert record("killed") == record("straight")
+def test_a_killed_ppo_run_resumes_bit_for_bit(ppo_config, killed_and_straight):
+    (killed, straight), last = killed_and_straight(ppo_config(kl_target=0.5))
+    assert killed == straight
     for weights in ("model.safetensors", "value_head.safetensors"):
-        files = [(hookforge_tmp / n / "checkpoints" / "last" / weights).read_bytes()
-                 for n in ("killed", "straight")]
+        files = last(weights)
         assert files[0] == files[1], weights
 
 

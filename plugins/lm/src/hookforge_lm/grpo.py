@@ -24,30 +24,13 @@ from typing import Any
 
 from pydantic import Field
 
-from hookforge.components import Loop
-from hookforge.types import FitResult
-from hookforge_lm.rl import RLConfig, RLTrainer, check_policy
+from hookforge_lm.rl import RLConfig, RLLoop, RLTrainer
 
 
 class GrpoConfig(RLConfig):
     prompts_per_rollout: int = Field(8, ge=1, description="prompts drawn per rollout")
     group_size: int = Field(4, ge=2, description="completions sampled per prompt")
     epochs_per_rollout: int = Field(1, ge=1, description="updates on each rollout")
-
-
-class GrpoLoop(Loop):
-    """GRPO on a causal_lm policy (see the module docstring)."""
-
-    Config = GrpoConfig
-
-    def preflight(self, run: Any) -> None:
-        from hookforge_torch import engine
-
-        engine.resolve_device(self.config.device)
-        check_policy("grpo", run, self.config.reference)
-
-    def fit(self, run: Any, model: Any, dataset: Any) -> FitResult:
-        return GrpoTrainer(self.config, run, model, dataset).train()
 
 
 class GrpoTrainer(RLTrainer):
@@ -94,3 +77,10 @@ class GrpoTrainer(RLTrainer):
                     "entropy": float(masked_mean(entropy.detach(), mask)),
                     "clip_fraction": float(masked_mean(clipped.float(), mask)),
                     "response_length": float(mask.sum(1).mean())}
+
+
+class GrpoLoop(RLLoop):
+    """GRPO on a causal_lm policy (see the module docstring)."""
+
+    Config = GrpoConfig
+    trainer = GrpoTrainer

@@ -32,9 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from hookforge.components import Loop
-from hookforge.types import FitResult
-from hookforge_lm.rl import RLConfig, RLTrainer, check_policy
+from hookforge_lm.rl import RLConfig, RLLoop, RLTrainer
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -58,21 +56,6 @@ class PpoLMConfig(RLConfig):
                                                                "its rollout estimate (none: free)")
     vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
     ent_coef: float = Field(0.0, ge=0, description="weight of the entropy bonus")
-
-
-class PpoLMLoop(Loop):
-    """PPO on a causal_lm policy (see the module docstring)."""
-
-    Config = PpoLMConfig
-
-    def preflight(self, run: Any) -> None:
-        from hookforge_torch import engine
-
-        engine.resolve_device(self.config.device)
-        check_policy("ppo_lm", run, self.config.reference)
-
-    def fit(self, run: Any, model: Any, dataset: Any) -> FitResult:
-        return PpoLMTrainer(self.config, run, model, dataset).train()
 
 
 # -- the token-level pieces, each as the papers state it -------------------------------------------
@@ -211,3 +194,10 @@ class PpoLMTrainer(RLTrainer):
             self.kl_coef = adapt_kl_coef(self.kl_coef, kl_sequence, cfg.kl_target, len(scores),
                                          cfg.kl_horizon)
         return metrics
+
+
+class PpoLMLoop(RLLoop):
+    """PPO on a causal_lm policy (see the module docstring)."""
+
+    Config = PpoLMConfig
+    trainer = PpoLMTrainer

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field
 
-from hookforge.components import ComponentConfig
+from hookforge.components import ComponentConfig, Loop
 from hookforge.errors import ConfigError
 from hookforge.subcomponents import Sub, sub_field
 from hookforge.types import FitResult
@@ -61,6 +61,21 @@ def check_policy(loop: str, run: Any, reference: str | None) -> None:
         raise ConfigError(f"loop '{loop}' trains a causal_lm policy; model is '{model.name}'")
     if reference is not None:
         resolve_model_dir(reference, "loop.reference")
+
+
+class RLLoop(Loop):
+    """A loop that trains a causal_lm policy with ``trainer`` (an :class:`RLTrainer` subclass)."""
+
+    trainer: type[RLTrainer]
+
+    def preflight(self, run: Any) -> None:
+        from hookforge_torch import engine
+
+        engine.resolve_device(self.config.device)
+        check_policy(self.trainer.name, run, self.config.reference)
+
+    def fit(self, run: Any, model: Any, dataset: Any) -> FitResult:
+        return self.trainer(self.config, run, model, dataset).train()
 
 
 class RLTrainer:

@@ -12,6 +12,9 @@ prompt, completion and score to ``generations/<split>.jsonl``.
 
 During training the validation predictions are token losses, not generations: for those this
 evaluator reports the completion perplexity (hookforge-torch's evaluator) and generates nothing.
+The episodes of a text environment (the ``text_env`` source) are scored as hookforge-ppo's
+``episodes`` evaluator scores them (returns, lengths, success rate with its interval), and the
+final evaluation writes each episode's transcript to ``generations/<split>.jsonl``.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def summarize(scores: list[float], errors: int, level: float) -> dict[str, float
 class TasksEvaluator(Evaluator):
     """Per-family verification of generated answers (see the module docstring)."""
 
-    tasks = ("generation", "language_modeling")
+    tasks = ("generation", "language_modeling", "rl")
     Config = TasksEvaluatorConfig
 
     def evaluate(self, run: Run, split: str, predictions: Predictions,
@@ -70,6 +73,14 @@ class TasksEvaluator(Evaluator):
             from hookforge_torch.perplexity import PerplexityEvaluator
 
             return PerplexityEvaluator().evaluate(run, split, predictions, final)
+        if predictions.task == "rl":  # the episodes of a text environment (the text_env source)
+            from hookforge_ppo.evaluator import EpisodesEvaluator
+
+            metrics = EpisodesEvaluator(interval=self.config.interval).evaluate(
+                run, split, predictions, final)
+            if final and run.record is not None and run.primary:
+                self._write_episodes(run, split, predictions)
+            return metrics
         inputs = getattr(predictions, "inputs", None)
         if inputs is None or len(predictions) == 0:
             return {}
@@ -137,6 +148,14 @@ class TasksEvaluator(Evaluator):
         if not 0.0 <= score <= 1.0 or score != score:
             return 0.0, f"score {score} outside [0, 1]"
         return score, None
+
+    def _write_episodes(self, run: Run, split: str, episodes: Any) -> None:
+        from hookforge.fileio import atomic_write_text
+
+        frame = episodes.to_frame()
+        target = run.record.path / "generations" / f"{split}.jsonl"
+        target.parent.mkdir(exist_ok=True)
+        atomic_write_text(target, frame.to_json(orient="records", lines=True))
 
     def _write_samples(self, run: Run, split: str, inputs: Any, answers: list[str],
                        results: list[tuple[float, str | None]], names: list[str]) -> None:

@@ -45,7 +45,7 @@ class GrpoTrainer(RLTrainer):
     def per_prompt(self) -> int:
         return self.cfg.group_size
 
-    def usable(self, rewards: Any) -> Any:
+    def usable(self, rollout: Any, rewards: Any) -> Any:
         """Whole groups only: an advantage is relative to the group, so one NaN drops it."""
         import numpy as np
 

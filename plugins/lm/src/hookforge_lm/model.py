@@ -403,12 +403,17 @@ class CausalLM(TokenBatches, TorchModel):
 
     # -- generation ----------------------------------------------------------------------------------
     def predict(self, inputs: Any) -> Predictions:
-        """Completions of the prompts (a DataFrame from the data source, or a list of strings)."""
+        """Completions of the prompts (a DataFrame from the data source, or a list of strings);
+        with a text environment's data, rows with a ``seed`` play that episode to its end."""
         import pandas as pd
 
         from hookforge_lm.generation import generate
 
         frame = inputs if isinstance(inputs, pd.DataFrame) else pd.DataFrame({"prompt": list(inputs)})
+        if "seed" in frame.columns and "text_env" in self.info.extra:
+            from hookforge_lm.episodes import play_greedy
+
+            return play_greedy(self, [int(s) for s in frame["seed"]])
         if "prompt" not in frame.columns:
             raise DataError("model 'causal_lm' generates from prompts: the inputs have no "
                             "'prompt' column")

@@ -20,6 +20,12 @@ One rollout, every step in order:
      minibatch's tokens, gradients clipped to ``max_grad_norm``;
   7. with ``kl_target``, the adaptive KL controller (Ziegler et al.) moves ``kl_coef`` towards
      the target KL per completion.
+With a text environment (the ``text_env`` source), step 1 plays ``rollout_batch_size`` whole
+episodes instead (seeded by (seed, rollout, episode)): every turn is a row (the history so far
+as the prompt, the reply as the completion), step 2's score is the turn's reward from the
+environment (per step, and on completion), and step 5 lays each episode's turns end to end so
+GAE carries a late reward back to the turns that earned it; an episode with an unusable reward
+is dropped whole. The rest is the same.
 Each rollout is one ``run.end_epoch``; checkpoints, resume and the KL limit are the shared
 ones of :mod:`hookforge_lm.rl`. The value head is a linear layer on the policy's last hidden
 state, saved as ``value_head.safetensors`` next to the policy's weights.
@@ -47,8 +53,10 @@ class PpoLMConfig(RLConfig):
                                                             "(nats) kl_coef is steered towards")
     kl_horizon: int = Field(10000, ge=1, description="adaptive KL: completions over which "
                                                      "kl_coef moves by at most 20%")
-    rollout_batch_size: int = Field(16, ge=1, description="prompts (one completion each) per rollout")
-    minibatch_size: int = Field(8, ge=1, description="completions per PPO minibatch")
+    rollout_batch_size: int = Field(16, ge=1, description="prompts (one completion each) per "
+                                                          "rollout; with a text environment, episodes")
+    minibatch_size: int = Field(8, ge=1, description="completions (of episodes: turns) per PPO "
+                                                     "minibatch")
     ppo_epochs: int = Field(4, ge=1, description="passes over each rollout")
     gamma: float = Field(1.0, ge=0, le=1, description="discount over tokens")
     gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda over tokens")
@@ -74,14 +82,22 @@ def token_rewards(scores: torch.Tensor, logprob: torch.Tensor, ref_logprob: torc
 
 
 def token_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
-                     lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE over each completion's tokens, (N, T) in and out: hookforge-ppo's ``gae`` with time
-    along the tokens and the completion's last counted token as the episode's end (nothing is
-    bootstrapped past it)."""
+                     lam: float, episode: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over tokens, (N, T) in and out: hookforge-ppo's ``gae`` with time along the counted
+    tokens and an episode's last counted token as its end (nothing is bootstrapped past it).
+
+    Without ``episode`` every row is an episode (one completion). With it (the episode of each
+    row, rows of one episode in turn order), an episode's turns are laid end to end first: the
+    last token of one reply is followed by the first of the next, whose value is that of the
+    state after the environment's answer, so credit for a later reward reaches earlier turns.
+    The observation tokens between replies are context, not actions: they are not in ``mask``."""
     import torch
 
     from hookforge_ppo.ppo import gae
 
+    if episode is not None:
+        return _episode_advantages(rewards, values, mask, episode, gamma, lam)
     values = values * mask
     last = (mask.sum(1).long() - 1).clamp(min=0)
     positions = torch.arange(mask.shape[1], device=mask.device)
@@ -89,6 +105,35 @@ def token_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Te
     advantages, returns = gae((rewards * mask).T, values.T, dones.T,
                               torch.zeros(len(mask), device=mask.device), gamma, lam)
     return advantages.T * mask, returns.T * mask
+
+
+def _episode_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+                        episode: torch.Tensor, gamma: float, lam: float
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`token_advantages` per episode: gather each episode's counted tokens, turn after
+    turn, into one row; GAE on those rows; put the results back where the tokens came from."""
+    import torch
+
+    width = mask.shape[1]
+    counted = [torch.nonzero(mask[row] > 0).flatten() + row * width for row in range(len(mask))]
+    rows_of: dict[int, list[int]] = {}
+    for row, owner in enumerate(episode.tolist()):
+        rows_of.setdefault(owner, []).append(row)
+    tokens = [torch.cat([counted[row] for row in rows]) for rows in rows_of.values()]
+    length = max(len(t) for t in tokens)
+    index = torch.zeros((len(tokens), length), dtype=torch.long, device=mask.device)
+    laid = torch.zeros((len(tokens), length), device=mask.device)
+    for k, t in enumerate(tokens):
+        index[k, :len(t)] = t
+        laid[k, :len(t)] = 1.0
+    advantages, returns = token_advantages(rewards.flatten()[index], values.flatten()[index],
+                                           laid, gamma, lam)
+    into = index[laid > 0]
+    out_advantages = torch.zeros(mask.numel(), device=mask.device)
+    out_returns = torch.zeros(mask.numel(), device=mask.device)
+    out_advantages[into] = advantages[laid > 0]
+    out_returns[into] = returns[laid > 0]
+    return out_advantages.view_as(mask), out_returns.view_as(mask)
 
 
 def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -109,6 +154,7 @@ def adapt_kl_coef(coef: float, kl_per_completion: float, target: float, completi
 
 class PpoLMTrainer(RLTrainer):
     name = "ppo_lm"
+    plays_episodes = True
     cfg: PpoLMConfig
 
     @property
@@ -163,7 +209,7 @@ class PpoLMTrainer(RLTrainer):
             reference = self.reference_logprobs(rollout)
             rewards, kl = token_rewards(scores, old, reference, mask, self.kl_coef)  # 4
             advantages, returns = token_advantages(rewards, old_values, mask, cfg.gamma,
-                                                   cfg.gae_lambda)  # 5
+                                                   cfg.gae_lambda, rollout.episode)  # 5
             advantages = masked_whiten(advantages, mask)
         net.train()
         totals: dict[str, float] = {}

@@ -82,6 +82,9 @@ class RLTrainer:
     """One RL run on a causal_lm policy; subclasses implement :meth:`update`."""
 
     name = "rl"
+    # whether the update learns from the turns of whole episodes of a text environment (the
+    # ``text_env`` source): rows of one episode, a reward per turn, credit passed between turns
+    plays_episodes = False
 
     def __init__(self, cfg: RLConfig, run: Any, model: Any, dataset: Any) -> None:
         import torch
@@ -98,6 +101,14 @@ class RLTrainer:
         model.to(self.device)
         self.net = model.net
         self.train_split = dataset.split("train")
+        self.env_config = dataset.info.extra.get("text_env")
+        if self.env_config is not None and not self.plays_episodes:
+            raise ConfigError(f"loop '{self.name}' learns from single completions; the episodes "
+                              f"of a text environment (data '{dataset.info.extra.get('source')}') "
+                              f"train with loop 'ppo_lm'")
+        if self.env_config is not None and cfg.reward.name != "verifier":
+            log.warning("loop.reward '%s' is not used: the episodes of a text environment are "
+                        "scored by the environment's own rewards", cfg.reward.name)
         self.reward = cfg.reward.create()
         self.lora = bool(model.config.lora.enabled)
         self.formatter = model.formatter()
@@ -136,11 +147,17 @@ class RLTrainer:
         """Modules trained besides the policy (their parameters join the optimizer)."""
         return []
 
-    def usable(self, rewards: Any) -> Any:
-        """Which completions enter the update: those with a finite reward."""
+    def usable(self, rollout: Any, rewards: Any) -> Any:
+        """Which rows enter the update: those with a finite reward; of episodes, those whose
+        every turn has one (a turn's advantage depends on the rewards after it)."""
         import numpy as np
 
-        return np.isfinite(rewards)
+        finite = np.isfinite(rewards)
+        if rollout.episode is None:
+            return finite
+        episode = rollout.episode.cpu().numpy()
+        bad = np.unique(episode[~finite])
+        return ~np.isin(episode, bad)
 
     def update(self, rollout: Any, rewards: Any) -> dict[str, float]:
         """Learn from one rollout's usable completions; returns the rollout's metrics."""
@@ -228,29 +245,19 @@ class RLTrainer:
                          extra={"monitor": self.cfg.monitor})
 
     def rollout_step(self) -> None:
-        """One rollout: prompts, completions, rewards, the update, the record."""
+        """One rollout: prompts (or episodes), completions, rewards, the update, the record."""
         import numpy as np
         import torch
 
         from hookforge.errors import UsageError
-        from hookforge.seeds import derive_seed
-        from hookforge_lm.rollouts import sample_completions, select
+        from hookforge_lm.rollouts import select
 
         cfg, run = self.cfg, self.run
         started = time.perf_counter()
         run.hook.hookforge_before_epoch(run=run, epoch=self.rollout)
-        X = self.train_split.X
-        n = self.prompts_per_rollout
-        rng = np.random.default_rng([run.seed, self.rollout])
-        picked = rng.choice(len(X), n, replace=len(X) < n)
-        rows = X.iloc[np.sort(picked)].reset_index(drop=True)
-        rollout = sample_completions(
-            self.net, self.formatter, rows, self.per_prompt, max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature, top_p=cfg.top_p, context=self.model.context,
-            seed=derive_seed(run.seed, self.name, self.rollout), device=self.device)
-        rewards = self._rewards(rollout)
-        keep = self.usable(rewards)
-        metrics: dict[str, float] = {"dropped": float((~keep).sum())}
+        rollout, rewards, collected = self.collect()
+        keep = self.usable(rollout, rewards)
+        metrics: dict[str, float] = {"dropped": float((~keep).sum()), **collected}
         if not keep.any():
             self.bad_in_a_row += 1
             if self.bad_in_a_row >= cfg.max_bad_rollouts:
@@ -264,8 +271,9 @@ class RLTrainer:
             kept = rewards[keep]
             metrics.update(self.update(select(rollout, index),
                                        torch.tensor(kept, dtype=torch.float32, device=self.device)))
-            metrics.update({"reward_mean": float(kept.mean()), "reward_std": float(kept.std()),
-                            "success_rate": float((kept > 0).mean())})
+            if "reward_mean" not in metrics:
+                metrics.update({"reward_mean": float(kept.mean()), "reward_std": float(kept.std()),
+                                "success_rate": float((kept > 0).mean())})
         self.rollout += 1
         self.step += 1
         metrics["rollout_s"] = time.perf_counter() - started
@@ -279,6 +287,47 @@ class RLTrainer:
             raise UsageError(f"the KL to the reference reached {kl:.3g} at rollout {self.rollout - 1}, "
                              f"above loop.kl_limit={cfg.kl_limit}; stopped, checkpoint 'last' is kept "
                              f"(lower loop.lr or raise loop.kl_coef)")
+
+    def collect(self) -> tuple[Any, Any, dict[str, float]]:
+        """(the rollout, each row's reward as float64 with NaN where unusable, metrics of the
+        collection): completions of prompts drawn from the training split, or with a text
+        environment whole episodes played from seeds derived from (seed, rollout)."""
+        import numpy as np
+
+        from hookforge.seeds import derive_seed
+        from hookforge_lm.rollouts import sample_completions
+
+        cfg, run = self.cfg, self.run
+        n = self.prompts_per_rollout
+        sampling = {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
+                    "top_p": cfg.top_p, "context": self.model.context,
+                    "seed": derive_seed(run.seed, self.name, self.rollout), "device": self.device}
+        if self.env_config is not None:
+            return self._episodes([derive_seed(run.seed, "episode", self.rollout, i)
+                                   for i in range(n)], sampling)
+        X = self.train_split.X
+        rng = np.random.default_rng([run.seed, self.rollout])
+        picked = rng.choice(len(X), n, replace=len(X) < n)
+        rows = X.iloc[np.sort(picked)].reset_index(drop=True)
+        rollout = sample_completions(self.net, self.formatter, rows, self.per_prompt, **sampling)
+        return rollout, self._rewards(rollout), {}
+
+    def _episodes(self, seeds: list[int], sampling: dict[str, Any]) -> tuple[Any, Any, dict[str, float]]:
+        """One episode per seed; the metrics are those of the episodes with usable rewards."""
+        import numpy as np
+
+        from hookforge_lm.episodes import rollout_of_episodes
+
+        rollout, rewards, episodes = rollout_of_episodes(self.net, self.formatter, self.env_config,
+                                                         seeds, **sampling)
+        usable = [e for e in episodes if np.isfinite(e.rewards).all()]
+        metrics = {"dropped": float(len(episodes) - len(usable)), "turns": float(len(rewards))}
+        if usable:
+            returns = np.array([e.total for e in usable])
+            metrics.update({"reward_mean": float(returns.mean()), "reward_std": float(returns.std()),
+                            "success_rate": float(np.mean([bool(e.success) for e in usable])),
+                            "episode_length": float(np.mean([len(e.actions) for e in usable]))})
+        return rollout, rewards, metrics
 
     def _rewards(self, rollout: Any) -> Any:
         """The reward of every completion as float64, NaN where it is not a finite number."""

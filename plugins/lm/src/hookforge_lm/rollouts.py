@@ -26,6 +26,9 @@ class Rollout:
     completion_mask: torch.Tensor  # (N, T) float: the tokens that count (up to and with EOS)
     texts: list[str]  # the completions, decoded without special tokens
     rows: Any  # the prompts' rows, each repeated for its completions (a DataFrame)
+    # multi-turn episodes: the episode each row (a turn) belongs to, rows of one episode in turn
+    # order; None: every row is an episode of its own (a single completion)
+    episode: torch.Tensor | None = None
 
 
 def sample_completions(net: Any, formatter: Any, rows: Any, per_prompt: int, *, max_new_tokens: int,
@@ -74,10 +77,34 @@ def sample_completions(net: Any, formatter: Any, rows: Any, per_prompt: int, *, 
 
 
 def select(rollout: Rollout, index: torch.Tensor) -> Rollout:
-    """The completions at ``index`` (those whose rewards are usable)."""
+    """The completions at ``index`` (those whose rewards are usable; in order, for episodes)."""
     return Rollout(rollout.input_ids[index], rollout.attention_mask[index], rollout.prompt_width,
                    rollout.completion_mask[index], [rollout.texts[i] for i in index.tolist()],
-                   rollout.rows.iloc[index.cpu().numpy()].reset_index(drop=True))
+                   rollout.rows.iloc[index.cpu().numpy()].reset_index(drop=True),
+                   None if rollout.episode is None else rollout.episode[index])
+
+
+def concat_rollouts(parts: list[Rollout], pad: int) -> Rollout:
+    """One Rollout of the rows of ``parts`` (the turns of episodes, each sampled on its own):
+    prompts re-padded on the left to the widest, completions on the right to the longest."""
+    import pandas as pd
+
+    width = max(p.prompt_width for p in parts)
+    length = max(p.completion_mask.shape[1] for p in parts)
+    rows = sum(len(p.texts) for p in parts)
+    device = parts[0].input_ids.device
+    input_ids = torch.full((rows, width + length), pad, dtype=torch.long, device=device)
+    attention = torch.zeros((rows, width + length), dtype=torch.long, device=device)
+    completion = torch.zeros((rows, length), dtype=torch.float, device=device)
+    start = 0
+    for p in parts:
+        n, w, t = len(p.texts), p.prompt_width, p.completion_mask.shape[1]
+        input_ids[start:start + n, width - w:width + t] = p.input_ids
+        attention[start:start + n, width - w:width + t] = p.attention_mask
+        completion[start:start + n, :t] = p.completion_mask
+        start += n
+    return Rollout(input_ids, attention, width, completion, [t for p in parts for t in p.texts],
+                   pd.concat([p.rows for p in parts], ignore_index=True))
 
 
 def completion_logprobs(net: Any, rollout: Rollout, value_head: Any = None

@@ -223,23 +223,29 @@ class GymSource(DataSource):
         return Dataset(info=info, splits=splits)
 
     def read_inputs(self, run: Run, path: Path) -> Any:
-        """``hookforge predict RUN_DIR seeds.csv``: a CSV with a ``seed`` column (or one seed
-        per line), one episode per seed."""
-        import numpy as np
-        import pandas as pd
+        """``hookforge predict RUN_DIR seeds.csv``: one episode per seed."""
+        return read_seeds(path)
 
-        try:
-            frame = pd.read_csv(path)
-        except Exception as exc:
-            raise DataError(f"{path}: cannot read it as a CSV of episode seeds ({exc})") from None
-        column = "seed" if "seed" in frame.columns else frame.columns[0]
-        try:
-            seeds = frame[column].astype(np.int64).to_numpy()
-        except (TypeError, ValueError):
-            raise DataError(f"{path}: the '{column}' column must hold integer seeds") from None
-        if len(seeds) == 0:
-            raise DataError(f"{path}: no episode seeds")
-        return seeds
+
+def read_seeds(path: Path) -> Any:
+    """Episode seeds from a CSV with a ``seed`` column, or with one integer per line."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+        if "seed" not in frame.columns:  # no header: every line is a seed
+            frame = pd.read_csv(path, header=None)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read it as a CSV of episode seeds ({exc})") from None
+    column = "seed" if "seed" in frame.columns else frame.columns[0]
+    try:
+        seeds = frame[column].astype(np.int64).to_numpy()
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: the '{column}' column must hold integer seeds") from None
+    if len(seeds) == 0:
+        raise DataError(f"{path}: no episode seeds")
+    return seeds
 
 
 def describe_space(space: Any) -> dict[str, Any]:

@@ -284,41 +284,41 @@ def _broken(result, i):
     return env.broken
 
 
-def test_sft_on_demonstrations_then_ppo_then_predict_through_the_cli(
-        episodes_config, hookforge_cli, hookforge_tmp):
+SMALL = ["sft.data.demonstrations=40", "sft.loop.epochs=2", "sft.data.val_episodes=4",
+         "sft.data.test_episodes=8", "ppo.loop.num_rollouts=2", "ppo.loop.rollout_batch_size=4",
+         "ppo.data.val_episodes=4", "ppo.data.test_episodes=8"]
+
+
+def test_configs_text_shop_sft_then_ppo_then_predict_through_the_cli(hookforge_cli, hookforge_tmp):
+    from pathlib import Path
+
     import pandas as pd
-    import yaml
     from safetensors.torch import load_file
 
-    sft = episodes_config()
-    sft["loop"] = {"name": "supervised", "epochs": 3, "batch_size": 16, "device": "cpu",
-                   "optimizer": {"name": "adamw", "lr": 0.005}, "early_stopping": {"metric": None}}
-    sft["model"]["export_merged"] = True
-    (hookforge_tmp / "sft.yaml").write_text(yaml.safe_dump(sft))
-    done = hookforge_cli("train", "-c", str(hookforge_tmp / "sft.yaml"), "--run-dir", "sft")
-    assert done.returncode == 0, done.stderr
-    evaluation = json.loads((hookforge_tmp / "sft" / "evaluation.json").read_text())
-    assert evaluation["test"]["episodes"] == 8.0
+    from hookforge.export import verify
 
-    ppo = episodes_config(num_rollouts=2, data={"demonstrations": 0})
-    ppo["model"] = {"name": "causal_lm", "pretrained": "sft", "generation": {"max_new_tokens": 5}}
-    (hookforge_tmp / "ppo.yaml").write_text(yaml.safe_dump(ppo))
-    done = hookforge_cli("train", "-c", str(hookforge_tmp / "ppo.yaml"), "--run-dir", "ppo")
+    pipeline = Path(__file__).resolve().parents[3] / "configs" / "lm" / "text_shop.yaml"
+    done = hookforge_cli("pipeline", "-c", pipeline, "--output-dir", "shop", *SMALL, timeout=900)
     assert done.returncode == 0, done.stderr
-    before = load_file(str(hookforge_tmp / "sft" / "checkpoints" / "best" / "merged" /
-                           "model.safetensors"))
-    after = load_file(str(hookforge_tmp / "ppo" / "checkpoints" / "last" / "model.safetensors"))
+    stages = json.loads((hookforge_tmp / "shop" / "pipeline.json").read_text())["stages"]
+    sft, ppo = (Path(stages[name]["outputs"]["run_dir"]) for name in ("sft", "ppo"))
+    evaluation = json.loads((sft / "evaluation.json").read_text())
+    assert evaluation["test"]["episodes"] == 8.0 and "success_rate_high" in evaluation["test"]
+    before = load_file(str(sft / "checkpoints" / "best" / "merged" / "model.safetensors"))
+    after = load_file(str(ppo / "checkpoints" / "last" / "model.safetensors"))
     moved = [k for k in before if k in after and not torch.equal(before[k], after[k])]
     assert moved, "PPO left the SFT weights as they were"
+    verify(Path(stages["export"]["outputs"]["dir"]))
 
     pd.DataFrame({"seed": [11, 12, 11]}).to_csv(hookforge_tmp / "seeds.csv", index=False)
-    done = hookforge_cli("predict", "ppo", str(hookforge_tmp / "seeds.csv"), "-o",
+    done = hookforge_cli("predict", ppo, str(hookforge_tmp / "seeds.csv"), "-o",
                          str(hookforge_tmp / "episodes.csv"))
     assert done.returncode == 0, done.stderr
     played = pd.read_csv(hookforge_tmp / "episodes.csv")
     assert list(played["seed"]) == [11, 12, 11] and {"return", "length", "transcript"} <= set(played)
     assert played["transcript"][0] == played["transcript"][2]  # greedy: one seed, one episode
-    done = hookforge_cli("evaluate", "ppo")
+    assert played["transcript"][0].startswith("Shopping list:")
+    done = hookforge_cli("evaluate", ppo)
     assert done.returncode == 0, done.stderr
-    done = hookforge_cli("compare", "sft", "ppo")
+    done = hookforge_cli("compare", sft, ppo)
     assert done.returncode == 0 and "success_rate" in done.stdout, done.stderr

@@ -94,6 +94,8 @@ def make_text_env(cfg: TextEnvConfig | dict[str, Any]) -> Any:
     if cfg.max_episode_steps is not None:
         options["max_episode_steps"] = cfg.max_episode_steps
     try:
+        # no passive checker: an observation may quote the policy's reply, whose characters
+        # need not be in the Text space's charset, and that is no error of the environment
         env = gymnasium.make(cfg.env.rpartition(":")[2], disable_env_checker=True, **options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"data.env_kwargs: {cfg.env} refused them ({exc})") from None

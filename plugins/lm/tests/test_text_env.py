@@ -128,15 +128,15 @@ def test_demonstrations_are_the_turns_the_policy_will_see(lm_config):
 class NoExpertEnv(gymnasium.Env):
     """A text environment without an expert whose second reward is NaN."""
 
-    def __init__(self):
+    def __init__(self, always=False):
         self.observation_space = gymnasium.spaces.Text(100)
         self.action_space = gymnasium.spaces.Text(100)
-        self.turn = 0
+        self.turn, self.always = 0, always
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.turn = 0
-        self.broken = bool(self.np_random.integers(2))
+        self.broken = bool(self.np_random.integers(2)) or self.always
         return "Say anything", {}
 
     def step(self, action):
@@ -269,6 +269,12 @@ def test_nan_rewards_drop_their_episode_and_grpo_is_refused(episodes_config, no_
     broken = sum(1 for i in range(8) if _broken(result, i))
     assert 0 < broken < 8 and rows["dropped"] == broken
     assert rows["reward_mean"] == 3.0 and rows["episode_length"] == 3.0
+    from hookforge.errors import UsageError
+
+    always = {**data, "env_kwargs": {"always": True}}
+    with pytest.raises(UsageError, match=r"the environment gave no usable reward .* in 2 rollouts "
+                                         r"in a row .* checkpoint 'last' is kept"):
+        hookforge.train(episodes_config(max_bad_rollouts=2, data=always))
     config = episodes_config(data=data)
     config["loop"] = {"name": "grpo", "num_rollouts": 1, "device": "cpu"}
     with pytest.raises(ConfigError, match=r"loop 'grpo' learns from single completions; .* "

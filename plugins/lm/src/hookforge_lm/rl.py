@@ -262,7 +262,8 @@ class RLTrainer:
             self.bad_in_a_row += 1
             if self.bad_in_a_row >= cfg.max_bad_rollouts:
                 self._save_last()
-                raise UsageError(f"loop.reward gave no usable reward (NaN or not a number) in "
+                scorer = "the environment" if self.env_config is not None else "loop.reward"
+                raise UsageError(f"{scorer} gave no usable reward (NaN or not a number) in "
                                  f"{self.bad_in_a_row} rollouts in a row (rollout {self.rollout}); "
                                  f"stopped, checkpoint 'last' is kept")
         else:

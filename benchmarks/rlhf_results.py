@@ -45,6 +45,13 @@ def train(config: Path, run_dir: Path, *overrides: str) -> float:
     return time.perf_counter() - started
 
 
+def report(lines: list[str], out: str) -> None:
+    """Print a result file's lines and write them to ``out``."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(out).write_text(text)
+
+
 def metrics(run_dir: Path, name: str) -> list[float]:
     from hookforge.record import RunRecord
 
@@ -116,9 +123,7 @@ def main() -> None:
         "hookforge compare output:",
         table.rstrip(),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).write_text(text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rlhf_results import hookforge, metrics, train  # the same subprocess helpers
+from rlhf_results import hookforge, metrics, report, train  # the same subprocess helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "lm" / "textenv"
@@ -84,9 +84,7 @@ def main() -> None:
         "hookforge compare output:",
         table.rstrip(),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).write_text(text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

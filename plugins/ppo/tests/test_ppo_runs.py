@@ -174,3 +174,16 @@ def test_the_optuna_plan_runs_and_prunes_on_the_evaluation_return(hookforge_cli,
     assert len(trials) == 3 and all(t["state"] in ("complete", "pruned") for t in trials)
     assert all("val/mean_return" in t["metrics"] for t in trials)
     assert yaml.safe_load((stage / "best_config.yaml").read_text())["loop"]["name"] == "ppo"
+
+
+def test_seed_files_with_and_without_a_header(tmp_path):
+    from hookforge.errors import DataError
+    from hookforge_ppo.envs import read_seeds
+
+    (tmp_path / "plain.csv").write_text("3\n4\n5\n")
+    (tmp_path / "named.csv").write_text("episode,seed\na,7\nb,8\n")
+    (tmp_path / "bad.csv").write_text("seed\nx\n")
+    assert read_seeds(tmp_path / "plain.csv").tolist() == [3, 4, 5]  # the first line is a seed
+    assert read_seeds(tmp_path / "named.csv").tolist() == [7, 8]
+    with pytest.raises(DataError, match="must hold integer seeds"):
+        read_seeds(tmp_path / "bad.csv")

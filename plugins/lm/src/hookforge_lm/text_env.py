@@ -12,7 +12,7 @@ it as they take prompts):
 - ``train``: every turn of ``demonstrations`` expert episodes (the environment's
   ``expert_action``) as a prompt (the history) and a completion (the expert's reply), for
   supervised fine-tuning before RL; without demonstrations, the first observations of as many
-  episodes, with empty completions (they only train a tokenizer);
+  episodes as ``val`` has, with empty completions (they only train a tokenizer);
 - ``val``, ``test``: one row per episode, its ``seed`` and first observation (and the expert's
   first reply as the completion, so a supervised loop's validation loss has a target).
 
@@ -135,7 +135,7 @@ class TextEnvSource(DataSource):
                             f"data.demonstrations=0 (RL only)")
         try:
             train = self._rows(env, act, [derive_seed(seed, SOURCE, "train", i)
-                                          for i in range(max(c.demonstrations, 1))],
+                                          for i in range(c.demonstrations or c.val_episodes)],
                                every_turn=bool(c.demonstrations))
             val, test = (self._rows(env, act, episode_seeds(seed, purpose, n), every_turn=False)
                          for purpose, n in (("val", c.val_episodes), ("test", c.test_episodes)))

@@ -19,7 +19,6 @@ Two users:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,10 +67,12 @@ def play(env_config: dict[str, Any], seeds: list[int], act: Act) -> list[Episode
     """One episode from each seed; ``act`` replies for the live ones each turn."""
     import pandas as pd
 
-    from hookforge_lm.text_env import MAX_TURNS, make_text_env, render_history, reset, step
+    from hookforge_lm.rollouts import reward_value
+    from hookforge_lm.text_env import MAX_TURNS, TextEnvConfig, make_text_env, render_history, reset, step
 
-    name = str(env_config.get("env"))
-    envs = [make_text_env(env_config) for _ in seeds]
+    config = TextEnvConfig.model_validate(env_config)  # once, not once per environment
+    name = config.env
+    envs = [make_text_env(config) for _ in seeds]
     episodes = [Episode(int(seed)) for seed in seeds]
     try:
         for env, episode in zip(envs, episodes, strict=True):
@@ -91,7 +92,7 @@ def play(env_config: dict[str, Any], seeds: list[int], act: Act) -> list[Episode
                 observation, reward, terminated, truncated, info = step(envs[i], reply, name)
                 episode.actions.append(reply)
                 episode.observations.append(observation)
-                episode.rewards.append(_number(reward))
+                episode.rewards.append(reward_value(reward))
                 if terminated or truncated or len(episode.actions) >= MAX_TURNS:
                     episode.done = True
                     episode.success = bool(info.get("is_success", False))
@@ -100,15 +101,6 @@ def play(env_config: dict[str, Any], seeds: list[int], act: Act) -> list[Episode
         for env in envs:
             env.close()
     return episodes
-
-
-def _number(reward: Any) -> float:
-    """The reward as a float; NaN where it is not a finite number (the episode is dropped)."""
-    try:
-        value = float(reward)
-    except (TypeError, ValueError):
-        return math.nan
-    return value if math.isfinite(value) else math.nan
 
 
 def rollout_of_episodes(net: Any, formatter: Any, env_config: dict[str, Any], seeds: list[int], *,

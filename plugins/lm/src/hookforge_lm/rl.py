@@ -109,7 +109,7 @@ class RLTrainer:
         if self.env_config is not None and cfg.reward.name != "verifier":
             log.warning("loop.reward '%s' is not used: the episodes of a text environment are "
                         "scored by the environment's own rewards", cfg.reward.name)
-        self.reward = cfg.reward.create()
+        self.reward = cfg.reward.create() if self.env_config is None else None
         self.lora = bool(model.config.lora.enabled)
         self.formatter = model.formatter()
         self.reference = self._reference()
@@ -334,14 +334,12 @@ class RLTrainer:
         """The reward of every completion as float64, NaN where it is not a finite number."""
         import numpy as np
 
+        from hookforge_lm.rollouts import reward_value
+
         raw = self.reward(rollout.rows, rollout.texts)
         out = np.full(len(rollout.texts), np.nan)
         for i, value in enumerate(list(raw)[:len(out)]):
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                continue
-            out[i] = number if math.isfinite(number) else np.nan
+            out[i] = reward_value(value)
         return out
 
     def clip_and_step(self, loss: Any) -> None:

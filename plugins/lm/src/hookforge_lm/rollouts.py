@@ -9,6 +9,7 @@ objective. Each function is one step of the algorithm, as the papers state it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +127,15 @@ def completion_logprobs(net: Any, rollout: Rollout, value_head: Any = None
         hidden = out.hidden_states[-1][:, width - 1:-1].float()
         values = value_head(hidden).squeeze(-1)
     return logprob, entropy, values
+
+
+def reward_value(value: Any) -> float:
+    """A reward as a float; NaN where it is not a finite number (its row is then dropped)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
 
 
 def kl_per_token(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:

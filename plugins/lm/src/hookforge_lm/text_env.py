@@ -33,11 +33,9 @@ from pydantic import Field
 
 from hookforge.components import ComponentConfig, DataSource
 from hookforge.errors import ConfigError, DataError
-from hookforge.seeds import derive_seed
 from hookforge.types import Dataset, DatasetInfo, Split
 
 if TYPE_CHECKING:  # pragma: no cover
-
     from hookforge.run import Run
 
 SOURCE = "text_env"
@@ -82,13 +80,11 @@ def ensure_text_env(env_id: str) -> None:
     ensure_registered(env_id)
 
 
-def make_text_env(cfg: TextEnvConfig | dict[str, Any]) -> Any:
-    """One environment of the config (``cfg`` as the config or as dataset.json recorded it)."""
+def make_text_env(cfg: TextEnvConfig) -> Any:
+    """One environment of the config, checked to speak text."""
     import gymnasium
     from gymnasium import spaces
 
-    if isinstance(cfg, dict):
-        cfg = TextEnvConfig.model_validate(cfg)
     ensure_text_env(cfg.env)
     options = dict(cfg.env_kwargs)
     if cfg.max_episode_steps is not None:
@@ -125,6 +121,8 @@ class TextEnvSource(DataSource):
         make_text_env(self.config).close()
 
     def load(self, run: Run) -> Dataset:
+        from hookforge_ppo.envs import env_seeds
+
         c = self.config
         seed = c.data_seed if c.data_seed is not None else run.seed
         env = make_text_env(c)
@@ -134,10 +132,9 @@ class TextEnvSource(DataSource):
             raise DataError(f"data.env {c.env} has no expert_action() to demonstrate with; set "
                             f"data.demonstrations=0 (RL only)")
         try:
-            train = self._rows(env, act, [derive_seed(seed, SOURCE, "train", i)
-                                          for i in range(c.demonstrations or c.val_episodes)],
-                               every_turn=bool(c.demonstrations))
-            val, test = (self._rows(env, act, episode_seeds(seed, purpose, n), every_turn=False)
+            train = self._rows(env, act, env_seeds(seed, c.demonstrations or c.val_episodes,
+                                                   "train"), every_turn=bool(c.demonstrations))
+            val, test = (self._rows(env, act, env_seeds(seed, n, purpose), every_turn=False)
                          for purpose, n in (("val", c.val_episodes), ("test", c.test_episodes)))
         finally:
             env.close()
@@ -179,10 +176,6 @@ class TextEnvSource(DataSource):
         from hookforge_ppo.envs import read_seeds
 
         return pd.DataFrame({"seed": [int(s) for s in read_seeds(path)], "prompt": ""})
-
-
-def episode_seeds(seed: int, purpose: str, count: int) -> list[int]:
-    return [derive_seed(seed, SOURCE, purpose, i) for i in range(count)]
 
 
 def reset(env: Any, seed: int, name: str) -> tuple[str, dict[str, Any]]:

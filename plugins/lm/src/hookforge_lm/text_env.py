@@ -33,6 +33,7 @@ from pydantic import Field
 
 from hookforge.components import ComponentConfig, DataSource
 from hookforge.errors import ConfigError, DataError
+from hookforge.seeds import derive_seed
 from hookforge.types import Dataset, DatasetInfo, Split
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,8 +122,6 @@ class TextEnvSource(DataSource):
         make_text_env(self.config).close()
 
     def load(self, run: Run) -> Dataset:
-        from hookforge_ppo.envs import env_seeds
-
         c = self.config
         seed = c.data_seed if c.data_seed is not None else run.seed
         env = make_text_env(c)
@@ -132,9 +131,10 @@ class TextEnvSource(DataSource):
             raise DataError(f"data.env {c.env} has no expert_action() to demonstrate with; set "
                             f"data.demonstrations=0 (RL only)")
         try:
-            train = self._rows(env, act, env_seeds(seed, c.demonstrations or c.val_episodes,
-                                                   "train"), every_turn=bool(c.demonstrations))
-            val, test = (self._rows(env, act, env_seeds(seed, n, purpose), every_turn=False)
+            train = self._rows(env, act, episode_seeds(seed, "train", c.demonstrations or
+                                                       c.val_episodes),
+                               every_turn=bool(c.demonstrations))
+            val, test = (self._rows(env, act, episode_seeds(seed, purpose, n), every_turn=False)
                          for purpose, n in (("val", c.val_episodes), ("test", c.test_episodes)))
         finally:
             env.close()
@@ -176,6 +176,12 @@ class TextEnvSource(DataSource):
         from hookforge_ppo.envs import read_seeds
 
         return pd.DataFrame({"seed": [int(s) for s in read_seeds(path)], "prompt": ""})
+
+
+def episode_seeds(seed: int, purpose: str, count: int) -> list[int]:
+    """The episodes of a split: seeds in a namespace of their own (not hookforge-ppo's
+    ``env_seeds``), so the recorded results of text-environment runs keep their episodes."""
+    return [derive_seed(seed, SOURCE, purpose, i) for i in range(count)]
 
 
 def reset(env: Any, seed: int, name: str) -> tuple[str, dict[str, Any]]:
